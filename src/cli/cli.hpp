@@ -1,0 +1,45 @@
+// The `tandem` command-line front end: shared helpers and the subcommand registrars.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tandem::cli {
+
+using Env = std::vector<std::pair<std::string, std::string>>;
+
+// Subcommands; each adds itself to `app` and runs from its callback.
+void add_info(CLI::App& app);
+void add_run(CLI::App& app);
+void add_vcluster(CLI::App& app);
+void add_bench(CLI::App& app);  // also registers `tandem demo`
+
+// Where this `tandem` binary lives (build/bin) and its libraries (build/lib).
+std::filesystem::path bin_dir();
+std::filesystem::path lib_dir();
+
+// The preload library for an MPI ("openmpi" or "mpich"); throws CLI::Error-free
+// std::runtime_error naming the missing file.
+std::filesystem::path preload_library(const std::string& mpi);
+
+// The MPI a launcher command runs ("openmpi" or "mpich"), read from the ELF
+// dependencies of the programs it names, or from the launcher itself.
+std::optional<std::string> detect_mpi(const std::vector<std::string>& argv);
+
+// The environment that makes every process of `argv` load tandem's preload
+// library for `mpi` (LD_PRELOAD prepended), plus `extra`.
+Env preload_env(const std::string& mpi, const Env& extra = {});
+
+// Runs argv (PATH lookup) with `env` added to this process's environment and
+// returns its exit status (128+signal when killed). When `out` is given the
+// child's standard output is captured there instead of passed through.
+int run_command(const std::vector<std::string>& argv, const Env& env = {}, std::string* out = nullptr);
+
+// Throws std::runtime_error with the TANDEM_* configuration errors of this environment.
+void check_environment();
+
+}  // namespace tandem::cli

@@ -1,0 +1,43 @@
+#include <fmt/format.h>
+
+#include <stdexcept>
+
+#include "cli/cli.hpp"
+#include "common/config.hpp"
+
+namespace tandem::cli {
+
+void add_run(CLI::App& app) {
+  auto* cmd = app.add_subcommand("run", "Run a launcher command with every rank under tandem's preload library");
+  struct Opts {
+    bool stats = false;
+    std::string mpi;
+    std::vector<std::string> command;
+  };
+  auto opts = std::make_shared<Opts>();
+  cmd->add_flag("--stats", opts->stats, "Print one statistics line per rank at MPI_Finalize (TANDEM_STATS=1)");
+  cmd->add_option("--mpi", opts->mpi, "The program's MPI (default: TANDEM_MPI, else detected)")
+      ->check(CLI::IsMember({"openmpi", "mpich"}));
+  cmd->add_option("command", opts->command, "The launcher command, after --, e.g. -- mpirun -np 2 ./app")
+      ->required();
+  cmd->callback([opts] {
+    check_environment();
+    Config cfg;
+    load_config(cfg);
+    std::string mpi = opts->mpi.empty() ? cfg.mpi : opts->mpi;
+    if (mpi == "auto") {
+      auto m = detect_mpi(opts->command);
+      if (!m)
+        throw std::runtime_error("cannot tell which MPI `" + opts->command[0] +
+                                 "` runs; pass --mpi openmpi|mpich or set TANDEM_MPI");
+      mpi = *m;
+    }
+    Env extra;
+    if (opts->stats) extra.emplace_back("TANDEM_STATS", "1");
+    extra.emplace_back("TANDEM_MPI", mpi);
+    int rc = run_command(opts->command, preload_env(mpi, extra));
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace tandem::cli

@@ -1,0 +1,1 @@
+// SVG line plots for the benchmarks (filled in with the benchmarks).

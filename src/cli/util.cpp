@@ -1,0 +1,196 @@
+#include <elf.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <stdexcept>
+
+#include "cli/cli.hpp"
+#include "common/config.hpp"
+
+extern char** environ;
+
+namespace tandem::cli {
+namespace fs = std::filesystem;
+
+fs::path bin_dir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
+fs::path lib_dir() { return bin_dir().parent_path() / "lib"; }
+
+fs::path preload_library(const std::string& mpi) {
+  auto p = lib_dir() / ("libtandem_preload_" + mpi + ".so");
+  if (!fs::exists(p)) throw std::runtime_error("preload library " + p.string() + " is missing; build tandem first");
+  return p;
+}
+
+namespace {
+
+// The DT_NEEDED entries of an ELF file, or nothing when it is not a 64-bit ELF.
+std::optional<std::vector<std::string>> elf_needed(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  struct stat st{};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < static_cast<off_t>(sizeof(Elf64_Ehdr))) {
+    ::close(fd);
+    return std::nullopt;
+  }
+  auto size = static_cast<std::size_t>(st.st_size);
+  void* map = mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);
+  if (map == MAP_FAILED) return std::nullopt;
+  const auto* base = static_cast<const unsigned char*>(map);
+  std::optional<std::vector<std::string>> result;
+  const auto* eh = reinterpret_cast<const Elf64_Ehdr*>(base);
+  auto in = [&](std::uint64_t off, std::uint64_t len) { return off <= size && len <= size - off; };
+  if (std::memcmp(eh->e_ident, ELFMAG, SELFMAG) == 0 && eh->e_ident[EI_CLASS] == ELFCLASS64 &&
+      in(eh->e_phoff, std::uint64_t(eh->e_phnum) * sizeof(Elf64_Phdr))) {
+    result.emplace();
+    const auto* ph = reinterpret_cast<const Elf64_Phdr*>(base + eh->e_phoff);
+    const Elf64_Phdr* dyn = nullptr;
+    for (int i = 0; i < eh->e_phnum; ++i)
+      if (ph[i].p_type == PT_DYNAMIC) dyn = &ph[i];
+    // Map a virtual address to a file offset through the PT_LOAD segments.
+    auto v2o = [&](std::uint64_t va) -> std::optional<std::uint64_t> {
+      for (int i = 0; i < eh->e_phnum; ++i)
+        if (ph[i].p_type == PT_LOAD && va >= ph[i].p_vaddr && va < ph[i].p_vaddr + ph[i].p_filesz)
+          return va - ph[i].p_vaddr + ph[i].p_offset;
+      return std::nullopt;
+    };
+    if (dyn && in(dyn->p_offset, dyn->p_filesz)) {
+      const auto* d = reinterpret_cast<const Elf64_Dyn*>(base + dyn->p_offset);
+      std::size_t n = dyn->p_filesz / sizeof(Elf64_Dyn);
+      std::optional<std::uint64_t> strtab;
+      for (std::size_t i = 0; i < n && d[i].d_tag != DT_NULL; ++i)
+        if (d[i].d_tag == DT_STRTAB) strtab = v2o(d[i].d_un.d_ptr);
+      if (strtab) {
+        for (std::size_t i = 0; i < n && d[i].d_tag != DT_NULL; ++i)
+          if (d[i].d_tag == DT_NEEDED && *strtab + d[i].d_un.d_val < size) {
+            const char* s = reinterpret_cast<const char*>(base + *strtab + d[i].d_un.d_val);
+            result->emplace_back(s, strnlen(s, size - (*strtab + d[i].d_un.d_val)));
+          }
+      }
+    }
+  }
+  munmap(map, size);
+  return result;
+}
+
+std::optional<fs::path> which(const std::string& name) {
+  if (name.find('/') != std::string::npos) return fs::exists(name) ? std::optional<fs::path>(name) : std::nullopt;
+  const char* path = std::getenv("PATH");
+  std::stringstream ss(path ? path : "/usr/bin:/bin");
+  std::string dir;
+  while (std::getline(ss, dir, ':')) {
+    fs::path p = fs::path(dir.empty() ? "." : dir) / name;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> mpi_of_needed(const std::vector<std::string>& needed) {
+  for (const auto& n : needed) {
+    if (n.rfind("libmpi.so.40", 0) == 0 || n.rfind("libopen-rte.so", 0) == 0) return "openmpi";
+    if (n.rfind("libmpich.so", 0) == 0 || n.rfind("libmpi.so.12", 0) == 0) return "mpich";
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<std::string> detect_mpi(const std::vector<std::string>& argv) {
+  // Programs named in the command (the application is usually the first ELF file that links an MPI).
+  std::optional<std::string> launcher_guess;
+  for (std::size_t i = 0; i < argv.size(); ++i) {
+    auto p = i == 0 ? which(argv[i]) : (fs::exists(argv[i]) ? std::optional<fs::path>(argv[i]) : which(argv[i]));
+    if (!p || fs::is_directory(*p)) continue;
+    std::error_code ec;
+    fs::path real = fs::canonical(*p, ec);
+    if (ec) continue;
+    std::string base = real.filename().string();
+    if (base.find("orterun") != std::string::npos || base.find(".openmpi") != std::string::npos)
+      launcher_guess = launcher_guess.value_or("openmpi");
+    if (base.find("hydra") != std::string::npos || base.find(".mpich") != std::string::npos)
+      launcher_guess = launcher_guess.value_or("mpich");
+    auto needed = elf_needed(real);
+    if (!needed) continue;
+    if (auto m = mpi_of_needed(*needed); m && base.find("orterun") == std::string::npos &&
+                                         base.find("orted") == std::string::npos)
+      return m;
+  }
+  return launcher_guess;
+}
+
+Env preload_env(const std::string& mpi, const Env& extra) {
+  std::string lib = preload_library(mpi).string();
+  const char* old = std::getenv("LD_PRELOAD");
+  Env env{{"LD_PRELOAD", old && *old ? lib + ":" + old : lib}};
+  env.insert(env.end(), extra.begin(), extra.end());
+  return env;
+}
+
+int run_command(const std::vector<std::string>& argv, const Env& env, std::string* out) {
+  if (argv.empty()) throw std::runtime_error("no command to run");
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; *e; ++e) {
+    std::string s(*e);
+    auto eq = s.find('=');
+    if (eq != std::string::npos) vars[s.substr(0, eq)] = s.substr(eq + 1);
+  }
+  for (const auto& [k, v] : env) vars[k] = v;
+  std::vector<std::string> envs;
+  for (const auto& [k, v] : vars) envs.push_back(k + "=" + v);
+  std::vector<char*> cenv, cargv;
+  for (auto& s : envs) cenv.push_back(s.data());
+  cenv.push_back(nullptr);
+  std::vector<std::string> args = argv;
+  for (auto& s : args) cargv.push_back(s.data());
+  cargv.push_back(nullptr);
+
+  int pipefd[2] = {-1, -1};
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  if (out) {
+    if (pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
+    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
+  }
+  pid_t pid = 0;
+  int rc = posix_spawnp(&pid, cargv[0], &fa, nullptr, cargv.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&fa);
+  if (out) ::close(pipefd[1]);
+  if (rc != 0) {
+    if (out) ::close(pipefd[0]);
+    throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
+  }
+  if (out) {
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+      if (n > 0) out->append(buf, static_cast<std::size_t>(n));
+    ::close(pipefd[0]);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 1;
+}
+
+void check_environment() {
+  Config cfg;
+  std::string errors = load_config(cfg);
+  if (!errors.empty()) {
+    if (errors.back() == '\n') errors.pop_back();
+    throw std::runtime_error("bad configuration:\n" + errors);
+  }
+}
+
+}  // namespace tandem::cli
