@@ -1,1 +1,143 @@
-// placeholder
+#include "interpose/runtime.hpp"
+
+#include <dlfcn.h>
+#include <sched.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "common/log.hpp"
+#include "common/memory.hpp"
+#include "common/stats.hpp"
+#include "common/thread_flags.hpp"
+
+#ifndef TANDEM_MPI_NAME
+#error "TANDEM_MPI_NAME must name the MPI this library is built for"
+#endif
+
+namespace tandem::interpose {
+namespace {
+
+// The shared object that provides `symbol` after this library, e.g. the program's MPI.
+const char* provider_of(const char* symbol) {
+  void* f = dlsym(RTLD_NEXT, symbol);
+  Dl_info info{};
+  if (!f || !dladdr(f, &info) || !info.dli_fname) return nullptr;
+  return info.dli_fname;
+}
+
+bool matches_our_mpi(const char* lib) {
+  std::string_view name(lib);
+  if (std::string_view(TANDEM_MPI_NAME) == "openmpi") return name.find("libmpi.so.40") != std::string_view::npos;
+  return name.find("libmpich") != std::string_view::npos || name.find("libmpi.so.12") != std::string_view::npos;
+}
+
+void wait_hook() {
+  if (runtime().engine.help() < 0) sched_yield();
+}
+
+}  // namespace
+
+Runtime& runtime() { return immortal<Runtime>(); }
+
+int init(int* argc, char*** argv, int required, int* provided, bool thread_variant) {
+  Runtime& rt = runtime();
+  std::string errors = load_config(rt.cfg);
+  if (!errors.empty()) {
+    std::fputs(errors.c_str(), stderr);
+    std::fputs("tandem: fix the settings above (see `tandem info`)\n", stderr);
+    std::exit(2);
+  }
+  const char* lib = provider_of("PMPI_Init_thread");
+  if (lib && !matches_our_mpi(lib)) {
+    std::fprintf(stderr,
+                 "tandem: this program uses the MPI library %s, but the preload library was built for %s; "
+                 "run it with `tandem run --mpi %s` (or set TANDEM_MPI)\n",
+                 lib, TANDEM_MPI_NAME, std::strcmp(TANDEM_MPI_NAME, "openmpi") == 0 ? "mpich" : "openmpi");
+    std::exit(2);
+  }
+  int granted = MPI_THREAD_SINGLE;
+  int rc;
+  if (!rt.cfg.enable) {
+    rc = thread_variant ? PMPI_Init_thread(argc, argv, required, &granted) : PMPI_Init(argc, argv);
+    if (provided) *provided = granted;
+    return rc;
+  }
+  rc = PMPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &granted);
+  if (provided) *provided = granted;
+  if (rc != MPI_SUCCESS) return rc;
+  PMPI_Comm_rank(MPI_COMM_WORLD, &rt.rank);
+  if (granted < MPI_THREAD_MULTIPLE) {
+    if (rt.rank == 0)
+      log_message(-1, "the MPI library did not grant MPI_THREAD_MULTIPLE (got %d): every call is passed through",
+                  granted);
+    return rc;
+  }
+  const char* err = nullptr;
+  if (!protect::Tracker::instance().init(rt.cfg.max_ops, &err)) {
+    if (rt.rank == 0) log_message(-1, "%s: every call is passed through", err);
+    return rc;
+  }
+  protect::Tracker::instance().set_wait_hook(&wait_hook);
+  rt.engine.start(&rt.poller, {rt.cfg.spin_us, rt.cfg.sleep_max_us});
+  rt.active.store(true, std::memory_order_release);
+  if (rt.cfg.verbose >= 1 && rt.rank == 0)
+    log_message(-1, "active (%s), threshold %zu bytes", TANDEM_MPI_NAME, rt.cfg.threshold);
+  (void)required;
+  return rc;
+}
+
+int finalize() {
+  Runtime& rt = runtime();
+  if (rt.active.load()) {
+    rt.engine.drain();
+    protect::Tracker::instance().wait_all();
+    rt.engine.stop();
+    rt.active.store(false, std::memory_order_release);
+  }
+  if (rt.cfg.stats) {
+    Stats& s = stats();
+    int rank = rt.rank;
+    if (rank < 0) PMPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    char line[512];
+    std::snprintf(line, sizeof line,
+                  "tandem[rank %d]: intercepted=%llu deferred=%llu passthrough=%llu bytes_deferred=%llu "
+                  "access_waits=%llu wait_us=%llu\n",
+                  rank, static_cast<unsigned long long>(s.intercepted.load()),
+                  static_cast<unsigned long long>(s.deferred.load()),
+                  static_cast<unsigned long long>(s.passthrough.load()),
+                  static_cast<unsigned long long>(s.bytes_deferred.load()),
+                  static_cast<unsigned long long>(s.access_waits.load()),
+                  static_cast<unsigned long long>(s.wait_us.load()));
+    log_raw(line);
+    if (rt.cfg.verbose >= 1) log_message(rank, "stepped neighbour accesses=%llu",
+                                         static_cast<unsigned long long>(s.stepped.load()));
+  }
+  return PMPI_Finalize();
+}
+
+Extent extent_of(const void* buf, int count, MPI_Datatype dt) {
+  Extent e;
+  if (count <= 0 || buf == MPI_BOTTOM || buf == MPI_IN_PLACE) return e;
+  MPI_Aint lb = 0, extent = 0, tlb = 0, textent = 0;
+  int size = 0;
+  if (PMPI_Type_get_extent(dt, &lb, &extent) != MPI_SUCCESS ||
+      PMPI_Type_get_true_extent(dt, &tlb, &textent) != MPI_SUCCESS || PMPI_Type_size(dt, &size) != MPI_SUCCESS)
+    return e;
+  auto base = reinterpret_cast<std::uintptr_t>(buf);
+  if (extent < 0 || textent < 0) return e;  // negative strides: treat as unknown
+  e.lo = reinterpret_cast<const void*>(base + static_cast<std::uintptr_t>(tlb));
+  e.bytes = static_cast<std::size_t>(extent) * static_cast<std::size_t>(count - 1) + static_cast<std::size_t>(textent);
+  e.contiguous = textent == size && extent == size && size > 0;
+  return e;
+}
+
+void wait_for_buffer(const void* buf, int count, MPI_Datatype dt, protect::Use use) {
+  auto& tracker = protect::Tracker::instance();
+  if (!tracker.any_active()) return;
+  Extent e = extent_of(buf, count, dt);
+  if (e.bytes) tracker.wait_conflicts(e.lo, e.bytes, use);
+}
+
+}  // namespace tandem::interpose

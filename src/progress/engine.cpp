@@ -1,1 +1,138 @@
-// placeholder
+#include "progress/engine.hpp"
+
+#include <sched.h>
+#include <signal.h>
+
+#include <algorithm>
+
+#include "common/thread_flags.hpp"
+#include "common/wait.hpp"
+
+namespace tandem::progress {
+
+void Engine::start(Poller* poller, EngineOptions opts) {
+  poller_ = poller;
+  opts_ = opts;
+  incoming_.reserve(1024);
+  ops_.reserve(1024);
+  reqs_.reserve(1024);
+  done_.reserve(1024);
+  statuses_.reserve(1024 * kStatusBytes);
+  stop_.store(false);
+  running_.store(true, std::memory_order_release);
+  thread_ = std::thread([this] { thread_main(); });
+}
+
+void Engine::stop() {
+  if (!running()) return;
+  drain();
+  {
+    std::lock_guard<std::mutex> g(in_mu_);
+    stop_.store(true, std::memory_order_release);
+  }
+  in_cv_.notify_all();
+  thread_.join();
+  running_.store(false, std::memory_order_release);
+}
+
+void Engine::submit(std::uint64_t req, Callback cb, void* ctx) {
+  outstanding_.fetch_add(1, std::memory_order_acq_rel);
+  {
+    std::lock_guard<std::mutex> g(in_mu_);
+    incoming_.push_back({req, cb, ctx});
+  }
+  in_cv_.notify_one();
+}
+
+int Engine::poll_locked() {
+  {
+    std::lock_guard<std::mutex> g(in_mu_);
+    if (!incoming_.empty()) {
+      ops_.insert(ops_.end(), incoming_.begin(), incoming_.end());
+      incoming_.clear();
+    }
+  }
+  if (ops_.empty()) return 0;
+  std::size_t n = ops_.size();
+  reqs_.resize(n);
+  done_.resize(n);
+  statuses_.resize(n * kStatusBytes);
+  for (std::size_t i = 0; i < n; ++i) reqs_[i] = ops_[i].req;
+  int k = poller_->test_some(static_cast<int>(n), reqs_.data(), done_.data(), statuses_.data());
+  if (k <= 0) return 0;
+  for (int j = 0; j < k; ++j) {
+    const Op& op = ops_[static_cast<std::size_t>(done_[j])];
+    op.cb(op.ctx, statuses_.data() + static_cast<std::size_t>(done_[j]) * kStatusBytes);
+  }
+  // Drop the completed ones, keeping the order of the rest.
+  std::sort(done_.begin(), done_.begin() + k);
+  std::size_t w = 0, d = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (d < static_cast<std::size_t>(k) && static_cast<std::size_t>(done_[d]) == i) {
+      ++d;
+      continue;
+    }
+    ops_[w++] = ops_[i];
+  }
+  ops_.resize(w);
+  outstanding_.fetch_sub(static_cast<std::size_t>(k), std::memory_order_acq_rel);
+  return k;
+}
+
+int Engine::help() {
+  std::unique_lock<std::mutex> g(poll_mu_, std::try_to_lock);
+  if (!g.owns_lock()) return -1;
+  InternalScope internal;
+  return poll_locked();
+}
+
+void Engine::drain() {
+  while (outstanding() > 0) {
+    if (help() <= 0) sched_yield();
+  }
+}
+
+void Engine::thread_main() {
+  // Faults in this thread must never wait (see thread_flags.hpp); signals the program
+  // directs at the process are left to its own threads.
+  InternalScope internal;
+  sigset_t set;
+  sigfillset(&set);
+  sigdelset(&set, SIGSEGV);
+  sigdelset(&set, SIGTRAP);
+  sigdelset(&set, SIGBUS);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::uint64_t last_progress = now_us();
+  unsigned sleep_us = 1;
+  for (;;) {
+    if (outstanding() == 0) {
+      std::unique_lock<std::mutex> g(in_mu_);
+      in_cv_.wait(g, [&] { return stop_.load() || !incoming_.empty(); });
+      if (stop_.load() && incoming_.empty()) return;
+      last_progress = now_us();
+      sleep_us = 1;
+    }
+    int k;
+    {
+      std::unique_lock<std::mutex> g(poll_mu_, std::try_to_lock);
+      k = g.owns_lock() ? poll_locked() : -1;
+    }
+    std::uint64_t now = now_us();
+    if (k > 0) {
+      last_progress = now;
+      sleep_us = 1;
+      continue;
+    }
+    // Nothing completed: poll again at once while someone waits or shortly after progress,
+    // otherwise back off exponentially so a computing program keeps its core.
+    if (k == 0 && (urgent_waiters().load(std::memory_order_acquire) > 0 || now - last_progress < opts_.spin_us)) {
+      sched_yield();
+      continue;
+    }
+    struct timespec ts{0, static_cast<long>(sleep_us) * 1000};
+    nanosleep(&ts, nullptr);
+    sleep_us = std::min(sleep_us * 2, opts_.sleep_max_us);
+  }
+}
+
+}  // namespace tandem::progress

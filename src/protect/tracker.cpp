@@ -1,1 +1,310 @@
-// placeholder
+#include "protect/tracker.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <new>
+
+#include "common/stats.hpp"
+#include "common/sys.hpp"
+#include "common/wait.hpp"
+#include "protect/vma.hpp"
+
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+namespace tandem::protect {
+namespace {
+
+const std::uintptr_t kPage = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+inline std::uintptr_t page_down(std::uintptr_t a) { return a & ~(kPage - 1); }
+inline std::uintptr_t page_up(std::uintptr_t a) { return (a + kPage - 1) & ~(kPage - 1); }
+constexpr std::size_t kPoolMaxBytes = std::size_t(512) << 20;  // bounce pages kept for reuse
+
+}  // namespace
+
+Tracker& Tracker::instance() { return immortal<Tracker>(); }
+
+bool Tracker::protected_hook(std::uintptr_t lo, std::uintptr_t hi) {
+  const Tracker& t = instance();
+  if (!t.slots_) return false;
+  unsigned n = t.high_water_.load(std::memory_order_acquire);
+  for (std::uintptr_t p = lo; p < hi; p += kPage) {
+    bool found = false;
+    for (unsigned i = 0; i < n && !found; ++i) {
+      const Slot& s = t.slots_[i];
+      found = s.state.load(std::memory_order_acquire) != kFree && s.plo <= p && p < s.phi;
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
+int Tracker::find_conflict_locked(std::uintptr_t plo, std::uintptr_t phi, bool any_kind) const {
+  unsigned n = high_water_.load(std::memory_order_relaxed);
+  for (unsigned i = 0; i < n; ++i) {
+    const Slot& s = slots_[i];
+    std::uint32_t st = s.state.load(std::memory_order_relaxed);
+    if (st == kFree || (!any_kind && st != kRecv)) continue;
+    if (s.plo < phi && plo < s.phi) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+int Tracker::alloc_slot_locked() {
+  unsigned n = high_water_.load(std::memory_order_relaxed);
+  for (unsigned i = 0; i < n; ++i)
+    if (slots_[i].state.load(std::memory_order_relaxed) == kFree) return static_cast<int>(i);
+  if (n < nslots_) {
+    high_water_.store(n + 1, std::memory_order_release);
+    return static_cast<int>(n);
+  }
+  return -1;
+}
+
+void Tracker::wait_slot(int slot, std::uint32_t gen, bool count_as_access) {
+  std::uint64_t t0 = now_us();
+  urgent_waiters().fetch_add(1, std::memory_order_acq_rel);
+  while (slots_[slot].gen.load(std::memory_order_acquire) == gen) {
+    if (wait_hook_) wait_hook_();
+    else futex_wait(&slots_[slot].gen, gen, 10'000'000);
+  }
+  urgent_waiters().fetch_sub(1, std::memory_order_acq_rel);
+  if (count_as_access) {
+    stats().access_waits.fetch_add(1, std::memory_order_relaxed);
+    stats().wait_us.fetch_add(now_us() - t0, std::memory_order_relaxed);
+  }
+}
+
+int Tracker::begin_send(const void* p, std::size_t n) {
+  if (!slots_ || n == 0) return -1;
+  auto lo = reinterpret_cast<std::uintptr_t>(p), hi = lo + n;
+  std::uintptr_t plo = page_down(lo), phi = page_up(hi);
+  for (;;) {
+    std::unique_lock<std::mutex> g(mu_);
+    int c = find_conflict_locked(plo, phi, /*any_kind=*/false);
+    if (c >= 0) {
+      std::uint32_t gen = slots_[c].gen.load(std::memory_order_acquire);
+      g.unlock();
+      wait_slot(c, gen, true);
+      continue;
+    }
+    VmaInfo vi = vma_cache().query(plo, phi);
+    if (!vi.mapped || !vi.rw) return -1;
+    int s = alloc_slot_locked();
+    if (s < 0) {
+      std::uint32_t fg = free_gen_.load(std::memory_order_acquire);
+      g.unlock();
+      urgent_waiters().fetch_add(1);
+      futex_wait(&free_gen_, fg, 10'000'000);
+      urgent_waiters().fetch_sub(1);
+      continue;
+    }
+    Slot& sl = slots_[s];
+    sl.lo = lo, sl.hi = hi, sl.plo = plo, sl.phi = phi, sl.bounce = 0;
+    sl.state.store(kSend, std::memory_order_release);  // visible to the handler before the pages are
+    if (sys::mprotect(reinterpret_cast<void*>(plo), phi - plo, PROT_READ) != 0) {
+      sl.state.store(kFree, std::memory_order_release);
+      return -1;
+    }
+    active_.fetch_add(1, std::memory_order_acq_rel);
+    epoch_.fetch_add(1, std::memory_order_acq_rel);
+    return s;
+  }
+}
+
+int Tracker::begin_recv(void* p, std::size_t n, void** dst) {
+  if (!slots_ || n == 0) return -1;
+  auto lo = reinterpret_cast<std::uintptr_t>(p), hi = lo + n;
+  std::uintptr_t plo = page_down(lo), phi = page_up(hi);
+  for (;;) {
+    std::unique_lock<std::mutex> g(mu_);
+    int c = find_conflict_locked(plo, phi, /*any_kind=*/true);
+    if (c >= 0) {
+      std::uint32_t gen = slots_[c].gen.load(std::memory_order_acquire);
+      g.unlock();
+      wait_slot(c, gen, true);
+      continue;
+    }
+    VmaInfo vi = vma_cache().query(plo, phi);
+    if (!vi.mapped || !vi.rw || !vi.private_ || vi.stack) return -1;
+    int s = alloc_slot_locked();
+    if (s < 0) {
+      std::uint32_t fg = free_gen_.load(std::memory_order_acquire);
+      g.unlock();
+      urgent_waiters().fetch_add(1);
+      futex_wait(&free_gen_, fg, 10'000'000);
+      urgent_waiters().fetch_sub(1);
+      continue;
+    }
+    std::uintptr_t bounce = pool_take(phi - plo);
+    if (!bounce) return -1;
+    Slot& sl = slots_[s];
+    sl.lo = lo, sl.hi = hi, sl.plo = plo, sl.phi = phi, sl.bounce = bounce;
+    sl.state.store(kRecv, std::memory_order_release);
+    if (sys::mprotect(reinterpret_cast<void*>(plo), phi - plo, PROT_NONE) != 0) {
+      sl.state.store(kFree, std::memory_order_release);
+      pool_put(bounce, phi - plo);
+      return -1;
+    }
+    active_.fetch_add(1, std::memory_order_acq_rel);
+    epoch_.fetch_add(1, std::memory_order_acq_rel);
+    *dst = reinterpret_cast<void*>(bounce + (lo - plo));
+    return s;
+  }
+}
+
+void Tracker::release_locked(int slot) {
+  Slot& sl = slots_[slot];
+  sl.state.store(kFree, std::memory_order_release);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  active_.fetch_sub(1, std::memory_order_acq_rel);
+  sl.gen.fetch_add(1, std::memory_order_acq_rel);
+  futex_wake_all(&sl.gen);
+  free_gen_.fetch_add(1, std::memory_order_acq_rel);
+  futex_wake_all(&free_gen_);
+}
+
+void Tracker::end_send(int slot) {
+  std::lock_guard<std::mutex> g(mu_);
+  Slot& sl = slots_[slot];
+  // Give back write access to the pages no other pending send still covers.
+  std::uintptr_t run = 0;
+  auto flush = [&](std::uintptr_t end) {
+    if (run) sys::mprotect(reinterpret_cast<void*>(run), end - run, PROT_READ | PROT_WRITE);
+    run = 0;
+  };
+  unsigned n = high_water_.load(std::memory_order_relaxed);
+  for (std::uintptr_t p = sl.plo; p < sl.phi; p += kPage) {
+    bool covered = false;
+    for (unsigned i = 0; i < n && !covered; ++i)
+      covered = static_cast<int>(i) != slot && slots_[i].state.load(std::memory_order_relaxed) == kSend &&
+                slots_[i].plo <= p && p < slots_[i].phi;
+    if (covered) flush(p);
+    else if (!run) run = p;
+  }
+  flush(sl.phi);
+  release_locked(slot);
+}
+
+bool Tracker::copy_into_protected(std::uintptr_t dst, const void* src, std::size_t n) {
+  if (mem_fd_ < 0) return false;
+  const char* s = static_cast<const char*>(src);
+  while (n > 0) {
+    ssize_t w = pwrite(mem_fd_, s, n, static_cast<off_t>(dst));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    s += w, dst += static_cast<std::uintptr_t>(w), n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+void Tracker::end_recv(int slot, std::size_t received) {
+  std::lock_guard<std::mutex> g(mu_);
+  Slot& sl = slots_[slot];
+  std::size_t len = sl.phi - sl.plo;
+  if (received > sl.hi - sl.lo) received = sl.hi - sl.lo;
+  std::uintptr_t off = sl.lo - sl.plo;  // message offset within the pages
+  auto* user = reinterpret_cast<void*>(sl.plo);
+  // Move the old pages out (the range stays mapped, empty and inaccessible).
+  void* old = sys::mremap(user, len, len, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, nullptr);
+  if (old != MAP_FAILED) {
+    auto o = reinterpret_cast<std::uintptr_t>(old);
+    sys::mprotect(old, len, PROT_READ | PROT_WRITE);
+    if (received * 2 < len) {
+      // Little data: copy the message into the old pages and move those back.
+      std::memcpy(reinterpret_cast<void*>(o + off), reinterpret_cast<void*>(sl.bounce + off), received);
+      if (sys::mremap(old, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, user) == MAP_FAILED) std::abort();
+      pool_put(sl.bounce, len);
+    } else {
+      // Carry the bytes around the message over from the old pages, then move the bounce pages in.
+      std::memcpy(reinterpret_cast<void*>(sl.bounce), old, off);
+      std::memcpy(reinterpret_cast<void*>(sl.bounce + off + received), reinterpret_cast<void*>(o + off + received),
+                  len - off - received);
+      if (sys::mremap(reinterpret_cast<void*>(sl.bounce), len, len, MREMAP_MAYMOVE | MREMAP_FIXED, user) == MAP_FAILED)
+        std::abort();
+      pool_put(o, len);
+    }
+  } else {
+    // The pages span mappings that cannot move: write the message through /proc/self/mem.
+    if (!copy_into_protected(sl.lo, reinterpret_cast<void*>(sl.bounce + off), received)) {
+      // Last resort (no /proc/self/mem): the memory is briefly readable before the copy ends.
+      sys::mprotect(user, len, PROT_READ | PROT_WRITE);
+      std::memcpy(reinterpret_cast<void*>(sl.lo), reinterpret_cast<void*>(sl.bounce + off), received);
+    }
+    sys::mprotect(user, len, PROT_READ | PROT_WRITE);
+    pool_put(sl.bounce, len);
+  }
+  release_locked(slot);
+}
+
+void Tracker::cancel_recv(int slot) {
+  std::lock_guard<std::mutex> g(mu_);
+  Slot& sl = slots_[slot];
+  sys::mprotect(reinterpret_cast<void*>(sl.plo), sl.phi - sl.plo, PROT_READ | PROT_WRITE);
+  pool_put(sl.bounce, sl.phi - sl.plo);
+  release_locked(slot);
+}
+
+bool Tracker::wait_conflicts(const void* p, std::size_t n, Use use) {
+  if (!any_active() || n == 0) return false;
+  auto lo = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t plo = page_down(lo), phi = page_up(lo + n);
+  bool waited = false;
+  for (;;) {
+    std::unique_lock<std::mutex> g(mu_);
+    int c = find_conflict_locked(plo, phi, use == Use::Write);
+    if (c < 0) return waited;
+    std::uint32_t gen = slots_[c].gen.load(std::memory_order_acquire);
+    g.unlock();
+    wait_slot(c, gen, true);
+    waited = true;
+  }
+}
+
+void Tracker::wait_all() {
+  while (any_active()) {
+    std::unique_lock<std::mutex> g(mu_);
+    unsigned n = high_water_.load(std::memory_order_relaxed);
+    int c = -1;
+    for (unsigned i = 0; i < n && c < 0; ++i)
+      if (slots_[i].state.load(std::memory_order_relaxed) != kFree) c = static_cast<int>(i);
+    if (c < 0) return;
+    std::uint32_t gen = slots_[c].gen.load(std::memory_order_acquire);
+    g.unlock();
+    wait_slot(c, gen, false);
+  }
+}
+
+std::uintptr_t Tracker::pool_take(std::size_t len) {
+  // Best fit among the kept regions; split larger ones.
+  int best = -1;
+  for (std::size_t i = 0; i < pool_.size(); ++i)
+    if (pool_[i].len >= len && (best < 0 || pool_[i].len < pool_[static_cast<std::size_t>(best)].len))
+      best = static_cast<int>(i);
+  if (best >= 0) {
+    Region& r = pool_[static_cast<std::size_t>(best)];
+    std::uintptr_t a = r.addr;
+    pool_bytes_ -= len;
+    if (r.len == len) pool_.erase(pool_.begin() + best);
+    else r.addr += len, r.len -= len;
+    return a;
+  }
+  void* m = sys::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return m == MAP_FAILED ? 0 : reinterpret_cast<std::uintptr_t>(m);
+}
+
+void Tracker::pool_put(std::uintptr_t addr, std::size_t len) {
+  if (pool_bytes_ + len > kPoolMaxBytes) {
+    sys::munmap(reinterpret_cast<void*>(addr), len);
+    return;
+  }
+  pool_.push_back({addr, len});
+  pool_bytes_ += len;
+}
+
+}  // namespace tandem::protect

@@ -1,0 +1,39 @@
+// Futex-based waiting shared by the protection layer (which may wait inside a
+// signal handler) and the progress engine (which polls faster while anyone waits).
+#pragma once
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace tandem {
+
+// Number of threads currently blocked waiting for a deferred operation; the
+// progress engine does not sleep while it is non-zero.
+inline std::atomic<int>& urgent_waiters() {
+  static std::atomic<int> n{0};
+  return n;
+}
+
+// Async-signal-safe. Sleeps while *word == expected, at most timeout_ns (0: no limit).
+inline void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, long timeout_ns) noexcept {
+  struct timespec ts{timeout_ns / 1000000000L, timeout_ns % 1000000000L};
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected,
+          timeout_ns > 0 ? &ts : nullptr, nullptr, 0);
+}
+
+inline void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
+}
+
+// Async-signal-safe monotonic clock in microseconds.
+inline std::uint64_t now_us() noexcept {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1000000u + static_cast<std::uint64_t>(ts.tv_nsec) / 1000u;
+}
+
+}  // namespace tandem

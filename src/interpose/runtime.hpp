@@ -1,0 +1,44 @@
+// tandem's state inside an MPI process (compiled once per MPI): configuration, the
+// progress engine and the decisions shared by the wrappers. Nothing here throws.
+#pragma once
+#include <mpi.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "common/config.hpp"
+#include "progress/engine.hpp"
+#include "protect/tracker.hpp"
+#include "transport/mpi_transport.hpp"
+
+namespace tandem::interpose {
+
+struct Runtime {
+  Config cfg;
+  std::atomic<bool> active{false};  // deferring calls (MPI up, thread level granted)
+  int rank = -1;
+  progress::Engine engine;
+  transport::MpiPoller poller;
+};
+
+Runtime& runtime();
+inline bool active() { return runtime().active.load(std::memory_order_acquire); }
+
+// MPI_Init and MPI_Init_thread.
+int init(int* argc, char*** argv, int required, int* provided, bool thread_variant);
+// MPI_Finalize: completes every deferred operation, prints statistics, finalizes.
+int finalize();
+
+// The bytes a (buf, count, datatype) triple touches.
+struct Extent {
+  const void* lo = nullptr;
+  std::size_t bytes = 0;  // from lo to the end of the last byte touched
+  bool contiguous = false;
+};
+Extent extent_of(const void* buf, int count, MPI_Datatype dt);
+
+// Waits until no deferred operation conflicts with using (buf, count, dt) for `use`.
+void wait_for_buffer(const void* buf, int count, MPI_Datatype dt, protect::Use use);
+
+}  // namespace tandem::interpose

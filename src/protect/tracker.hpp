@@ -1,0 +1,107 @@
+// Page protection of the buffers of deferred operations.
+//
+// A deferred send makes the pages of its buffer read-only until the send completes;
+// a deferred receive makes them inaccessible and hands the transport a bounce buffer
+// (same offset within the page) to write into; at completion the bounce pages are
+// moved into place with mremap (no copy of the payload), the bytes of the pages that
+// are not part of the message are carried over from the old pages, and the old pages
+// become the next bounce buffer. See docs/overlap.md.
+//
+// A thread that touches protected memory faults; the handler (fault.cpp) waits until
+// the operations covering the page complete, then lets the access proceed. Faults
+// outside tracked pages go to the previously installed handler.
+#pragma once
+#include <signal.h>
+#include <ucontext.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "common/memory.hpp"
+
+namespace tandem::protect {
+
+enum class Use { Read, Write };  // what a caller is about to do with memory
+
+class Tracker {
+ public:
+  static Tracker& instance();
+
+  // Allocates the slot table and installs the fault handlers. Returns false (with a
+  // message in *error) when the handlers cannot be installed.
+  bool init(unsigned max_ops, const char** error);
+  bool initialised() const noexcept { return slots_ != nullptr; }
+
+  // Protects [p, p+n) for a deferred send. Returns a slot, or -1 when the memory
+  // cannot be protected (the caller then passes the call through). Waits first for
+  // pending receives that share a page with the buffer.
+  int begin_send(const void* p, std::size_t n);
+  // Protects [p, p+n) for a deferred receive; *dst receives the address the
+  // transport must write the message to. Returns a slot or -1.
+  int begin_recv(void* p, std::size_t n, void** dst);
+  // Completion (any thread, never inside a signal handler).
+  void end_send(int slot);
+  void end_recv(int slot, std::size_t received_bytes);
+  void cancel_recv(int slot);
+
+  // Waits until no deferred operation conflicts with the caller using [p, p+n):
+  // Use::Read conflicts with pending receives, Use::Write with any pending operation
+  // on the same pages. Returns true when it had to wait.
+  bool wait_conflicts(const void* p, std::size_t n, Use use);
+  // Waits until every deferred operation completed.
+  void wait_all();
+  bool any_active() const noexcept { return active_.load(std::memory_order_acquire) > 0; }
+
+  // Fault handling (fault.cpp). Return true when the fault was tandem's and was dealt with.
+  bool on_segv(siginfo_t* info, ucontext_t* uc) noexcept;
+  bool on_trap(ucontext_t* uc) noexcept;
+
+  // Called repeatedly while a thread waits outside a signal handler: lets the waiting
+  // thread drive progress itself (set by the layer that owns the progress engine).
+  void set_wait_hook(void (*hook)()) noexcept { wait_hook_ = hook; }
+
+  // Handlers the program installed; tandem's stay installed and chain to these.
+  struct sigaction* chained(int sig) noexcept;
+
+ private:
+  enum : std::uint32_t { kFree = 0, kSend = 1, kRecv = 2 };
+  struct Slot {
+    std::atomic<std::uint32_t> state{kFree};
+    std::atomic<std::uint32_t> gen{0};  // futex word, bumped at release
+    std::uintptr_t lo = 0, hi = 0;      // the buffer
+    std::uintptr_t plo = 0, phi = 0;    // its pages
+    std::uintptr_t bounce = 0;          // receive: where the transport writes (page aligned)
+  };
+  struct Region {
+    std::uintptr_t addr, len;
+  };
+
+  // Slots (other than `self`) active on pages [plo, phi) that conflict; -1 if none.
+  int find_conflict_locked(std::uintptr_t plo, std::uintptr_t phi, bool any_kind) const;
+  int alloc_slot_locked();
+  void release_locked(int slot);
+  void wait_slot(int slot, std::uint32_t gen, bool count_as_access);
+  int required_prot(std::uintptr_t page) const noexcept;  // lock-free, for the handlers
+  void reprotect_page(std::uintptr_t page) noexcept;
+  std::uintptr_t pool_take(std::size_t len);
+  void pool_put(std::uintptr_t addr, std::size_t len);
+  bool copy_into_protected(std::uintptr_t dst, const void* src, std::size_t n);
+  static bool protected_hook(std::uintptr_t lo, std::uintptr_t hi);
+
+  Slot* slots_ = nullptr;
+  unsigned nslots_ = 0;
+  std::atomic<unsigned> high_water_{0};  // slots [0, high_water) may be in use
+  std::atomic<int> active_{0};
+  std::atomic<std::uint32_t> epoch_{0};     // bumped after every protection change
+  std::atomic<std::uint32_t> free_gen_{0};  // futex word: a slot became free
+  std::mutex mu_;
+  std::vector<Region, PageAllocator<Region>> pool_;
+  std::size_t pool_bytes_ = 0;
+  int mem_fd_ = -1;  // /proc/self/mem, for the copy fallback
+  void (*wait_hook_)() = nullptr;
+};
+
+}  // namespace tandem::protect
