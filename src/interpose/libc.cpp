@@ -184,6 +184,20 @@ void* mremap(void* old, size_t old_len, size_t new_len, int flags, ...) {
   return p;
 }
 
+// Loading or unloading a library maps and unmaps memory inside the C library.
+void* dlopen(const char* file, int mode) {
+  REAL(dlopen);
+  void* h = real(file, mode);
+  vma_cache().invalidate_all();
+  return h;
+}
+int dlclose(void* handle) {
+  REAL(dlclose);
+  int rc = real(handle);
+  vma_cache().invalidate_all();
+  return rc;
+}
+
 int sigaction(int sig, const struct sigaction* act, struct sigaction* old) {
   REAL(sigaction);
   auto& t = Tracker::instance();
