@@ -9,6 +9,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
   iproute2
+  lammps lammps-examples
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
