@@ -6,7 +6,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   openmpi-bin libopenmpi-dev
   mpich libmpich-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
   iproute2
   lammps lammps-examples
