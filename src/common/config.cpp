@@ -53,6 +53,11 @@ const SettingInfo kSettings[] = {
     {"TANDEM_STATS", "0", "0|1", "Print one statistics line per rank at MPI_Finalize.",
      [](std::string_view v, Config& c) noexcept { return parse_bool(v, c.stats); },
      [](const Config& c) { return std::string(c.stats ? "1" : "0"); }},
+    {"TANDEM_ADAPTIVE", "1", "0|1",
+     "Stop deferring operations on a buffer that the program keeps touching right after the call (the "
+     "protection would cost more than the overlap gains); retried every 16th call. 0 defers every eligible call.",
+     [](std::string_view v, Config& c) noexcept { return parse_bool(v, c.adaptive); },
+     [](const Config& c) { return std::string(c.adaptive ? "1" : "0"); }},
     {"TANDEM_STATUS_PROBE", "1", "0|1",
      "A receive whose status is requested waits for the message envelope (MPI_Mprobe) and defers only the data; "
      "0 passes such receives through.",

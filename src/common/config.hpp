@@ -14,6 +14,7 @@ struct Config {
   bool enable = true;                    // TANDEM_ENABLE
   std::size_t threshold = 4096;          // TANDEM_THRESHOLD (bytes)
   bool stats = false;                    // TANDEM_STATS
+  bool adaptive = true;                  // TANDEM_ADAPTIVE
   bool wait_status = true;               // TANDEM_STATUS_PROBE
   unsigned spin_us = 20;                 // TANDEM_PROGRESS_SPIN_US
   unsigned sleep_max_us = 200;           // TANDEM_PROGRESS_SLEEP_US

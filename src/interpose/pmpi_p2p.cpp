@@ -52,7 +52,8 @@ void on_complete(void* ctx, const void* status) {
 }
 
 bool eligible(const Extent& e, int peer) {
-  return e.contiguous && peer != MPI_PROC_NULL && e.bytes >= runtime().cfg.threshold;
+  return e.contiguous && peer != MPI_PROC_NULL && e.bytes >= runtime().cfg.threshold &&
+         Tracker::instance().advise(e.lo, e.bytes);
 }
 
 // A deferred send of (buf, count, dt) whose bytes are e; false when it must be passed through.

@@ -80,6 +80,7 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
     return rc;
   }
   protect::Tracker::instance().set_wait_hook(&wait_hook);
+  protect::Tracker::instance().set_adaptive(rt.cfg.adaptive);
   rt.engine.start(&rt.poller, {rt.cfg.spin_us, rt.cfg.sleep_max_us});
   rt.active.store(true, std::memory_order_release);
   if (rt.cfg.verbose >= 1 && rt.rank == 0)

@@ -51,6 +51,18 @@ class Tracker {
   // Use::Read conflicts with pending receives, Use::Write with any pending operation
   // on the same pages. Returns true when it had to wait.
   bool wait_conflicts(const void* p, std::size_t n, Use use);
+  // Whether deferring an operation on [p, p+n) is likely to pay for its protection: false
+  // when recent operations on the same buffer were waited for almost at once (the program
+  // touched the buffer before the protection cost could be recovered). Every few refusals
+  // it says yes again, to notice a change. Always true when adaptation is off.
+  bool advise(const void* p, std::size_t n) noexcept;
+  void set_adaptive(bool on) noexcept { adaptive_ = on; }
+  // Records whether deferring an operation on the buffer at `lo` paid off (done at release).
+  void learn(std::uintptr_t lo, bool paid) noexcept;
+  // An operation of n bytes deferred at start_us and first waited for at first_wait_us
+  // (0: never) paid off when the program ran longer than deferring costs.
+  static bool paid_off(std::uint64_t start_us, std::uint64_t first_wait_us, std::size_t n) noexcept;
+
   // Waits until every deferred operation completed.
   void wait_all();
   bool any_active() const noexcept { return active_.load(std::memory_order_acquire) > 0; }
@@ -74,7 +86,16 @@ class Tracker {
     std::uintptr_t lo = 0, hi = 0;      // the buffer
     std::uintptr_t plo = 0, phi = 0;    // its pages
     std::uintptr_t bounce = 0;          // receive: where the transport writes (page aligned)
+    std::uint64_t start_us = 0;         // when the operation was deferred
+    std::atomic<std::uint64_t> first_wait_us{0};  // when a thread first had to wait for it (0: never)
   };
+  // What deferring operations on a buffer has been worth lately (see advise()).
+  struct History {
+    std::atomic<std::uintptr_t> addr{0};
+    std::atomic<int> score{0};
+    std::atomic<unsigned> skipped{0};
+  };
+  static constexpr unsigned kHistory = 1024;  // must match history_index()
   struct Region {
     std::uintptr_t addr, len;
   };
@@ -102,6 +123,9 @@ class Tracker {
   std::size_t pool_bytes_ = 0;
   int mem_fd_ = -1;  // /proc/self/mem, for the copy fallback
   void (*wait_hook_)() = nullptr;
+  bool adaptive_ = true;
+  History history_[kHistory];
+  void note_wait(Slot& s) noexcept;
 };
 
 }  // namespace tandem::protect

@@ -244,3 +244,26 @@ TEST_F(TrackerTest, GenuineFaultStillKillsWithSigsegv) {
       },
       ::testing::KilledBySignal(SIGSEGV), "");
 }
+
+TEST_F(TrackerTest, DeferralPaysOffWhenTheProgramRunsLongerThanItCosts) {
+  EXPECT_TRUE(Tracker::paid_off(1000, 0, 1 << 20));          // never waited for
+  EXPECT_FALSE(Tracker::paid_off(1000, 1002, 4096));         // waited for at once
+  EXPECT_TRUE(Tracker::paid_off(1000, 1000 + 400, 4096));    // 400 us of computation first
+  EXPECT_FALSE(Tracker::paid_off(1000, 1000 + 400, 64 << 20));  // not enough for 64 MB of protection
+  EXPECT_TRUE(Tracker::paid_off(1000, 1000 + 20000, 64 << 20));
+}
+
+TEST_F(TrackerTest, AdviceStopsDeferringBuffersThatDoNotPayAndRetriesLater) {
+  const std::uintptr_t buf = 0x7000'1234'5670, other = 0x7000'2234'5670;  // only keys here
+  EXPECT_TRUE(t.advise(reinterpret_cast<void*>(buf), 4096));
+  t.learn(buf, false);
+  EXPECT_TRUE(t.advise(reinterpret_cast<void*>(buf), 4096));  // one bad outcome is not enough
+  t.learn(buf, false);
+  int yes = 0;
+  for (int i = 0; i < 32; ++i) yes += t.advise(reinterpret_cast<void*>(buf), 4096);
+  EXPECT_EQ(yes, 2) << "a buffer whose deferrals do not pay should be retried every 16th time only";
+  for (int i = 0; i < 4; ++i) t.learn(buf, true);  // the program changed: retries paid off
+  EXPECT_TRUE(t.advise(reinterpret_cast<void*>(buf), 4096));
+  for (int i = 0; i < 5; ++i) t.learn(other, true);
+  EXPECT_TRUE(t.advise(reinterpret_cast<void*>(other), 100));
+}
