@@ -43,12 +43,15 @@ void print_summary(const VclusterInfo& info) {
 void add_up(CLI::App& vc) {
   auto* cmd = vc.add_subcommand("up", "Create the virtual cluster (needs root)");
   auto opts = std::make_shared<VclusterOptions>();
-  cmd->add_option("--hosts", opts->hosts, "Number of hosts, 1.." + std::to_string(kVclusterMaxHosts) +
-                                              " (namespaces tandem-h0.., addresses 198.18.0.1..)")
+  cmd->add_option("--hosts", opts->hosts,
+                  "Number of hosts, 1.." + std::to_string(kVclusterMaxHosts) +
+                      " (namespaces tandem-h0.., addresses 198.18.0.1..)")
       ->capture_default_str();
   cmd->add_option("--rate", opts->rate, "Each host link's rate, each direction: e.g. 100mbit, 1gbit, 10gbit")
       ->capture_default_str();
-  cmd->add_option("--burst", opts->burst, "tbf burst in bytes, e.g. 128k (default: about 1 ms of traffic, >= 128k)");
+  cmd->add_option(
+      "--burst", opts->burst,
+      "tbf burst in bytes, e.g. 128k (default: 1 ms of traffic, at least the smaller of 128k and 10 ms of traffic)");
   cmd->add_flag("--force", opts->force, "Recreate the vcluster when one (or a partial one) exists");
   cmd->callback([opts] {
     guarded([&] {
@@ -142,7 +145,8 @@ void add_status(CLI::App& vc) {
 }
 
 void add_down(CLI::App& vc) {
-  auto* cmd = vc.add_subcommand("down", "Remove the virtual cluster (namespaces, bridge, files); fine when none exists");
+  auto* cmd =
+      vc.add_subcommand("down", "Remove the virtual cluster (namespaces, bridge, files); fine when none exists");
   cmd->callback([] {
     guarded([] {
       auto done = vcluster_down();
@@ -197,7 +201,7 @@ void add_mpirun(CLI::App& vc) {
       } catch (const std::exception& e) {
         throw VclusterError(std::string("mpirun: ") + e.what());
       }
-      auto argv = vcluster_mpirun_argv(mpi, args);
+      auto argv = vcluster_mpirun_argv(mpi, args, !opts->dry_run);
       if (opts->dry_run) {
         std::string line;
         for (const auto& a : argv) {

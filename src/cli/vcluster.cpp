@@ -27,6 +27,8 @@
 #include <sstream>
 #include <thread>
 
+#include "cli/cli.hpp"
+
 extern char** environ;
 
 namespace tandem::cli {
@@ -353,7 +355,9 @@ std::string agent_script(const VclusterInfo& info, const std::string& ip, const 
   for (const auto& h : info.hosts)
     cases += "  " + h.address + "|" + h.ns + ") ns=" + h.ns + " addr=" + h.address + " ;;\n";
   return "#!/bin/sh\n"
-         "# Launch agent of the tandem vcluster, written by `tandem vcluster up` on " + info.created + ".\n"
+         "# Launch agent of the tandem vcluster, written by `tandem vcluster up` on " +
+         info.created +
+         ".\n"
          "# mpirun/mpiexec call it like ssh:  agent.sh [ssh options] [user@]HOST COMMAND...\n"
          "# It runs COMMAND with /bin/sh in HOST's network namespace, where HOST is a\n"
          "# host's address or namespace name. Do not edit; `tandem vcluster up` rewrites it.\n"
@@ -372,13 +376,13 @@ std::string agent_script(const VclusterInfo& info, const std::string& ip, const 
          "host=${1#*@}\n"
          "shift\n"
          "case \"$host\" in\n" +
-         cases +
-         "  *) echo \"tandem vcluster agent: unknown host '$host' (the vcluster has " +
+         cases + "  *) echo \"tandem vcluster agent: unknown host '$host' (the vcluster has " +
          std::to_string(info.hosts.size()) + " hosts: " + info.hosts.front().address + " .. " +
          info.hosts.back().address +
          ")\" >&2; exit 255 ;;\n"
          "esac\n"
-         "exec " + ip + " netns exec \"$ns\" " + env_tool +
+         "exec " +
+         ip + " netns exec \"$ns\" " + env_tool +
          " VCLUSTER_HOST=\"$ns\" VCLUSTER_ADDRESS=\"$addr\" /bin/sh -c \"$*\"\n";
 }
 
@@ -593,9 +597,9 @@ std::string vcluster_format_rate(std::uint64_t bps) {
 }
 
 std::uint64_t vcluster_parse_burst(const std::string& text) {
-  auto v = parse_scaled(text, "|b|k|kb|kib|m|mb|mib",
-                        {{"", 1}, {"b", 1}, {"k", 1024}, {"kb", 1024}, {"kib", 1024}, {"m", 1048576},
-                         {"mb", 1048576}, {"mib", 1048576}});
+  auto v = parse_scaled(
+      text, "|b|k|kb|kib|m|mb|mib",
+      {{"", 1}, {"b", 1}, {"k", 1024}, {"kb", 1024}, {"kib", 1024}, {"m", 1048576}, {"mb", 1048576}, {"mib", 1048576}});
   if (!v) throw VclusterError("bad burst `" + text + "`: give bytes, e.g. 131072, 128k, 1m");
   if (*v < 2000 || *v > 64ULL * 1048576)
     throw VclusterError("burst `" + text + "` is out of range (2000 bytes .. 64m)");
@@ -733,9 +737,9 @@ VclusterInfo vcluster_up(const VclusterOptions& opts, bool* already) {
         throw VclusterError("a vcluster is already up (" + std::to_string(old->hosts.size()) + " hosts at " +
                             old->rate + ", burst " + std::to_string(old->burst_bytes) +
                             " B); use --force to recreate it, or `tandem vcluster down` first");
-      throw VclusterError(std::string(old ? "the vcluster that is up is incomplete or broken"
-                                          : "a partial vcluster is left over") +
-                          " (see `tandem vcluster status`); use --force to recreate it, or `tandem vcluster down` first");
+      throw VclusterError(
+          std::string(old ? "the vcluster that is up is incomplete or broken" : "a partial vcluster is left over") +
+          " (see `tandem vcluster status`); use --force to recreate it, or `tandem vcluster down` first");
     }
     down_locked();
   }
@@ -814,8 +818,14 @@ std::vector<std::string> vcluster_down() {
   return down_locked();
 }
 
-std::vector<std::string> vcluster_mpirun_argv(const std::string& mpi, const std::vector<std::string>& user_args) {
+std::vector<std::string> vcluster_mpirun_argv(const std::string& mpi, const std::vector<std::string>& user_args,
+                                              bool check_privileges) {
   VclusterInfo info = vcluster_state();
+  if (check_privileges && !(effective_caps() & (1ULL << kCapSysAdmin)))
+    throw VclusterError(
+        "mpirun: placing ranks on the hosts needs root (the launch agent enters their network "
+        "namespaces with `ip netns exec`, which needs CAP_SYS_ADMIN); run it as root",
+        kVclusterUnsupported);
   int np = requested_np(user_args);
   int nhosts = static_cast<int>(info.hosts.size());
   std::vector<std::string> argv;
@@ -853,10 +863,23 @@ std::vector<std::string> vcluster_mpirun_argv(const std::string& mpi, const std:
     // UCX would find the other hosts' ranks through shared memory (namespaces share
     // /dev/shm and the process table): keep it on TCP over the hosts' link.
     argv.insert(argv.end(), {"-genv", "UCX_TLS", "tcp,self", "-genv", "UCX_NET_DEVICES", info.device});
+    // MPICH 4.0 + UCX over TCP can hang in MPI_Finalize (docs/vcluster.md); when a
+    // bounded-flush workaround library is installed next to tandem's libraries,
+    // the ranks preload it.
+    std::string fix;
+    if (auto p = lib_dir() / kVclusterMpichFinalizeFix; fs::exists(p)) fix = p.string();
+    bool preload_sent = false;
     for (const auto& name : mpi_forwarded_names()) {
       const char* v = std::getenv(name.c_str());
-      argv.insert(argv.end(), {"-genv", name, v ? v : ""});
+      std::string value = v ? v : "";
+      if (name == "LD_PRELOAD" && !fix.empty() && value.find(fix) == std::string::npos) {
+        value = fix + ":" + value;
+        preload_sent = true;
+      }
+      argv.insert(argv.end(), {"-genv", name, value});
     }
+    if (!fix.empty() && !preload_sent && !std::getenv("LD_PRELOAD"))
+      argv.insert(argv.end(), {"-genv", "LD_PRELOAD", fix});
   } else {
     throw VclusterError("unknown MPI `" + mpi + "` (openmpi or mpich)");
   }
@@ -880,7 +903,8 @@ int vcluster_run(const std::vector<std::string>& argv, unsigned timeout_s) {
   int errpipe[2];
   if (pipe2(errpipe, O_CLOEXEC) != 0) throw VclusterError(std::string("pipe: ") + std::strerror(errno));
 
-  struct sigaction ign{}, fwd{}, old_int{}, old_quit{}, old_term{}, old_hup{};
+  struct sigaction ign {
+  }, fwd{}, old_int{}, old_quit{}, old_term{}, old_hup{};
   ign.sa_handler = SIG_IGN;
   fwd.sa_handler = forward_signal;
   sigemptyset(&ign.sa_mask);
@@ -907,7 +931,7 @@ int vcluster_run(const std::vector<std::string>& argv, unsigned timeout_s) {
     throw VclusterError(std::string("fork: ") + std::strerror(err));
   }
   if (pid == 0) {
-    struct sigaction dfl{};
+    struct sigaction dfl {};
     dfl.sa_handler = SIG_DFL;
     sigemptyset(&dfl.sa_mask);
     for (int s : {SIGINT, SIGQUIT, SIGTERM, SIGHUP}) sigaction(s, &dfl, nullptr);

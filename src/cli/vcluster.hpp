@@ -24,6 +24,10 @@ inline constexpr const char* kVclusterBridgeAddress = "198.18.0.254";
 inline constexpr const char* kVclusterDir = "/run/tandem-vcluster";
 inline constexpr const char* kVclusterLock = "/run/lock/tandem-vcluster.lock";
 inline constexpr int kVclusterMaxHosts = 253;
+// Optional library in lib_dir() that `vcluster mpirun --mpi mpich` preloads into
+// the ranks: a bounded flush for MPICH 4.0's UCX disconnect in MPI_Finalize,
+// which can hang over TCP (docs/vcluster.md). Not built by tandem yet.
+inline constexpr const char* kVclusterMpichFinalizeFix = "libtandem_mpich_finalize_fix.so";
 // Exit status of `tandem vcluster up` when this machine or user cannot host a
 // vcluster (no CAP_NET_ADMIN/CAP_SYS_ADMIN, no `ip` or `tc`): the CTest skip code.
 inline constexpr int kVclusterUnsupported = 77;
@@ -67,16 +71,16 @@ struct VclusterInfo {
 struct VclusterOptions {
   int hosts = 2;
   std::string rate = "1gbit";
-  std::string burst;  // empty: default_burst(rate)
+  std::string burst;   // empty: default_burst(rate)
   bool force = false;  // recreate when one exists (or a partial one is left over)
 };
 
 // Traffic counters of one host's link, from its two tbf qdiscs.
 struct VclusterLinkStats {
-  bool ok = false;          // both qdiscs found and shaped
-  std::uint64_t sent = 0;   // bytes the host sent (egress of its namespace side)
+  bool ok = false;             // both qdiscs found and shaped
+  std::uint64_t sent = 0;      // bytes the host sent (egress of its namespace side)
   std::uint64_t received = 0;  // bytes sent to the host (egress of the bridge side)
-  std::uint64_t drops = 0;  // packets dropped by either qdisc
+  std::uint64_t drops = 0;     // packets dropped by either qdisc
 };
 
 // "1gbit", "100mbit", "2.5gbit", "10gbit", "500kbit", "1000000bit" -> bits/s.
@@ -122,8 +126,11 @@ std::vector<std::string> vcluster_down();
 // on the vcluster's hosts with `mpi` ("openmpi" or "mpich"): the launcher, the
 // launch agent, a hostfile (unless user_args name hosts), TCP over the hosts'
 // device, and LD_PRELOAD plus every TANDEM_* variable of this environment
-// forwarded to the ranks. Throws VclusterError when no vcluster is up.
-std::vector<std::string> vcluster_mpirun_argv(const std::string& mpi, const std::vector<std::string>& user_args);
+// forwarded to the ranks. Throws VclusterError when no vcluster is up, and (when
+// `check_privileges`) with exit code kVclusterUnsupported when this process
+// cannot enter the hosts' namespaces (the agent runs `ip netns exec`: root).
+std::vector<std::string> vcluster_mpirun_argv(const std::string& mpi, const std::vector<std::string>& user_args,
+                                              bool check_privileges = true);
 
 // Runs argv (PATH lookup) and returns its exit status (128+signal when killed).
 // The child gets SIGTERM if this process dies; SIGINT/SIGQUIT are left to the

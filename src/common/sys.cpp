@@ -1,6 +1,8 @@
 #include "common/sys.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -45,6 +47,36 @@ int munmap(void* addr, std::size_t len) noexcept {
 void* mremap(void* old, std::size_t old_len, std::size_t new_len, int flags, void* new_addr) noexcept {
   if (g_mremap) return g_mremap(old, old_len, new_len, flags, new_addr);
   return reinterpret_cast<void*>(syscall(SYS_mremap, old, old_len, new_len, flags, new_addr));
+}
+
+int open_raw(const char* path, int flags) noexcept {
+  return static_cast<int>(syscall(SYS_openat, AT_FDCWD, path, flags, 0));
+}
+long read_raw(int fd, void* buf, std::size_t n) noexcept { return syscall(SYS_read, fd, buf, n); }
+long pread_raw(int fd, void* buf, std::size_t n, off_t off) noexcept { return syscall(SYS_pread64, fd, buf, n, off); }
+long pwrite_raw(int fd, const void* buf, std::size_t n, off_t off) noexcept {
+  return syscall(SYS_pwrite64, fd, buf, n, off);
+}
+void close_raw(int fd) noexcept { syscall(SYS_close, fd); }
+
+bool on_current_stack(std::uintptr_t lo, std::uintptr_t hi) noexcept {
+  thread_local std::uintptr_t stack_lo = 0, stack_hi = 0;
+  if (stack_hi == 0) {
+    pthread_attr_t attr;
+    void* addr = nullptr;
+    std::size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      pthread_attr_getstack(&attr, &addr, &size);
+      pthread_attr_destroy(&attr);
+    }
+    stack_lo = reinterpret_cast<std::uintptr_t>(addr);
+    stack_hi = stack_lo + size;
+    if (stack_hi == 0) stack_hi = 1;  // unknown: checked by address below
+  }
+  std::uintptr_t here = reinterpret_cast<std::uintptr_t>(&lo);
+  if (stack_hi > 1) return lo < stack_hi && stack_lo < hi;
+  // Without the bounds, treat the 8 MiB below the current frame as the stack.
+  return lo < here + 4096 && here - (std::uintptr_t(8) << 20) < hi;
 }
 
 }  // namespace tandem::sys

@@ -14,7 +14,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdarg>
+#include <cstring>
 #include <cstdint>
 
 #include "common/sys.hpp"
@@ -51,80 +53,178 @@ inline void mapping_changed(const void* p, std::size_t n) {
   vma_cache().invalidate(lo, lo + n);
 }
 
+
+// tandem's own threads (and the MPI library running in them) must never wait; when their
+// system call touches a page protected for a pending operation (the MPI library's own data
+// can share a page with a user buffer), the call goes through a scratch buffer instead and
+// the protected memory is read or written through /proc/self/mem.
+struct Scratch {
+  char* p = nullptr;
+  std::size_t len = 0;
+  char* get(std::size_t n) {
+    if (n > len) {
+      if (p) tandem::sys::munmap(p, len);
+      len = (n + 65535) & ~std::size_t(65535);
+      void* m = tandem::sys::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      p = m == MAP_FAILED ? nullptr : static_cast<char*>(m);
+      if (!p) len = 0;
+    }
+    return p;
+  }
+};
+thread_local Scratch t_scratch;
+
+bool internal_touch(const struct iovec* iov, int n, bool kernel_writes) {
+  if (tandem::t_internal == 0 || !Tracker::instance().initialised() || !iov) return false;
+  for (int i = 0; i < n; ++i)
+    if (Tracker::instance().touches_protected(iov[i].iov_base, iov[i].iov_len, kernel_writes)) return true;
+  return false;
+}
+
+std::size_t iov_total(const struct iovec* iov, int n) {
+  std::size_t t = 0;
+  for (int i = 0; i < n; ++i) t += iov[i].iov_len;
+  return t;
+}
+
+// Copies between the iovecs and a contiguous buffer; protected memory through /proc/self/mem.
+bool gather(const struct iovec* iov, int n, char* out) {
+  for (int i = 0; i < n; ++i) {
+    const auto* b = static_cast<const char*>(iov[i].iov_base);
+    if (Tracker::instance().touches_protected(b, iov[i].iov_len, false)) {
+      if (!Tracker::instance().read_protected(out, b, iov[i].iov_len)) return false;
+    } else {
+      std::memcpy(out, b, iov[i].iov_len);
+    }
+    out += iov[i].iov_len;
+  }
+  return true;
+}
+void scatter(const struct iovec* iov, int n, const char* in, std::size_t len) {
+  for (int i = 0; i < n && len > 0; ++i) {
+    std::size_t k = iov[i].iov_len < len ? iov[i].iov_len : len;
+    auto* b = static_cast<char*>(iov[i].iov_base);
+    if (Tracker::instance().touches_protected(b, k, true)) Tracker::instance().write_protected(b, in, k);
+    else std::memcpy(b, in, k);
+    in += k, len -= k;
+  }
+}
+
+// Runs a data transfer call for iovecs `iov`: directly, after waiting for pending operations
+// (program threads), or through the scratch buffer (tandem's threads touching protected pages).
+template <class Call>
+ssize_t transfer(const struct iovec* iov, int n, bool kernel_writes, Call call) {
+  if (guarding() && iov) {
+    guard_iov(iov, n, kernel_writes ? Use::Write : Use::Read);
+    return call(iov, n);
+  }
+  if (!internal_touch(iov, n, kernel_writes)) {
+    ssize_t r = call(iov, n);
+    if (!(r < 0 && errno == EFAULT && internal_touch(iov, n, kernel_writes))) return r;
+  }
+  std::size_t total = iov_total(iov, n);
+  char* tmp = t_scratch.get(total);
+  if (!tmp) {
+    errno = ENOMEM;
+    return -1;
+  }
+  struct iovec one{tmp, total};
+  if (kernel_writes) {
+    ssize_t r = call(&one, 1);
+    if (r > 0) scatter(iov, n, tmp, static_cast<std::size_t>(r));
+    return r;
+  }
+  if (!gather(iov, n, tmp)) {
+    errno = EFAULT;
+    return -1;
+  }
+  return call(&one, 1);
+}
+
 }  // namespace
 
 extern "C" {
 
 ssize_t read(int fd, void* buf, size_t n) {
   REAL(read);
-  guard(buf, n, Use::Write);
-  return real(fd, buf, n);
+  if (!Tracker::instance().any_active()) return real(fd, buf, n);
+  static auto rv = next<decltype(&::readv)>("readv");
+  struct iovec v{buf, n};
+  return transfer(&v, 1, true, [&](const struct iovec* iv, int k) { return rv(fd, iv, k); });
 }
 ssize_t write(int fd, const void* buf, size_t n) {
   REAL(write);
-  guard(buf, n, Use::Read);
-  return real(fd, buf, n);
+  if (!Tracker::instance().any_active()) return real(fd, buf, n);
+  static auto wv = next<decltype(&::writev)>("writev");
+  struct iovec v{const_cast<void*>(buf), n};
+  return transfer(&v, 1, false, [&](const struct iovec* iv, int k) { return wv(fd, iv, k); });
 }
 ssize_t pread(int fd, void* buf, size_t n, off_t off) {
-  REAL(pread);
-  guard(buf, n, Use::Write);
-  return real(fd, buf, n, off);
+  REAL(preadv);
+  struct iovec v{buf, n};
+  return transfer(&v, 1, true, [&](const struct iovec* iv, int k) { return real(fd, iv, k, off); });
 }
 ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
-  REAL(pwrite);
-  guard(buf, n, Use::Read);
-  return real(fd, buf, n, off);
+  REAL(pwritev);
+  struct iovec v{const_cast<void*>(buf), n};
+  return transfer(&v, 1, false, [&](const struct iovec* iv, int k) { return real(fd, iv, k, off); });
 }
-ssize_t pread64(int fd, void* buf, size_t n, off64_t off) {
-  REAL(pread64);
-  guard(buf, n, Use::Write);
-  return real(fd, buf, n, off);
-}
-ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
-  REAL(pwrite64);
-  guard(buf, n, Use::Read);
-  return real(fd, buf, n, off);
-}
+ssize_t pread64(int fd, void* buf, size_t n, off64_t off) { return pread(fd, buf, n, static_cast<off_t>(off)); }
+ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) { return pwrite(fd, buf, n, static_cast<off_t>(off)); }
 ssize_t readv(int fd, const struct iovec* iov, int n) {
   REAL(readv);
-  guard_iov(iov, n, Use::Write);
-  return real(fd, iov, n);
+  return transfer(iov, n, true, [&](const struct iovec* iv, int k) { return real(fd, iv, k); });
 }
 ssize_t writev(int fd, const struct iovec* iov, int n) {
   REAL(writev);
-  guard_iov(iov, n, Use::Read);
-  return real(fd, iov, n);
-}
-ssize_t recv(int fd, void* buf, size_t n, int flags) {
-  REAL(recv);
-  guard(buf, n, Use::Write);
-  return real(fd, buf, n, flags);
-}
-ssize_t send(int fd, const void* buf, size_t n, int flags) {
-  REAL(send);
-  guard(buf, n, Use::Read);
-  return real(fd, buf, n, flags);
-}
-ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* addr, socklen_t* len) {
-  REAL(recvfrom);
-  guard(buf, n, Use::Write);
-  return real(fd, buf, n, flags, addr, len);
-}
-ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* addr, socklen_t len) {
-  REAL(sendto);
-  guard(buf, n, Use::Read);
-  return real(fd, buf, n, flags, addr, len);
+  return transfer(iov, n, false, [&](const struct iovec* iv, int k) { return real(fd, iv, k); });
 }
 ssize_t recvmsg(int fd, struct msghdr* msg, int flags) {
   REAL(recvmsg);
-  if (msg) guard_iov(msg->msg_iov, static_cast<int>(msg->msg_iovlen), Use::Write);
-  return real(fd, msg, flags);
+  if (!msg) return real(fd, msg, flags);
+  return transfer(msg->msg_iov, static_cast<int>(msg->msg_iovlen), true, [&](const struct iovec* iv, int k) {
+    struct msghdr m = *msg;
+    m.msg_iov = const_cast<struct iovec*>(iv);
+    m.msg_iovlen = static_cast<std::size_t>(k);
+    ssize_t r = real(fd, &m, flags);
+    msg->msg_flags = m.msg_flags;
+    msg->msg_namelen = m.msg_namelen;
+    msg->msg_controllen = m.msg_controllen;
+    return r;
+  });
 }
 ssize_t sendmsg(int fd, const struct msghdr* msg, int flags) {
   REAL(sendmsg);
-  if (msg) guard_iov(msg->msg_iov, static_cast<int>(msg->msg_iovlen), Use::Read);
-  return real(fd, msg, flags);
+  if (!msg) return real(fd, msg, flags);
+  return transfer(msg->msg_iov, static_cast<int>(msg->msg_iovlen), false, [&](const struct iovec* iv, int k) {
+    struct msghdr m = *msg;
+    m.msg_iov = const_cast<struct iovec*>(iv);
+    m.msg_iovlen = static_cast<std::size_t>(k);
+    return real(fd, &m, flags);
+  });
 }
+ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* addr, socklen_t* len) {
+  struct msghdr m{};
+  struct iovec v{buf, n};
+  m.msg_name = addr;
+  m.msg_namelen = len ? *len : 0;
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  ssize_t r = recvmsg(fd, &m, flags);
+  if (r >= 0 && len) *len = m.msg_namelen;
+  return r;
+}
+ssize_t recv(int fd, void* buf, size_t n, int flags) { return recvfrom(fd, buf, n, flags, nullptr, nullptr); }
+ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* addr, socklen_t len) {
+  struct msghdr m{};
+  struct iovec v{const_cast<void*>(buf), n};
+  m.msg_name = const_cast<struct sockaddr*>(addr);
+  m.msg_namelen = len;
+  m.msg_iov = &v;
+  m.msg_iovlen = 1;
+  return sendmsg(fd, &m, flags);
+}
+ssize_t send(int fd, const void* buf, size_t n, int flags) { return sendto(fd, buf, n, flags, nullptr, 0); }
 
 void free(void* p) {
   static auto real = next<void (*)(void*)>("free");

@@ -6,6 +6,9 @@
 #include <sys/mman.h>
 
 #include <cstring>
+#include <mutex>
+
+#include "common/memory.hpp"
 
 #include "common/stats.hpp"
 #include "common/sys.hpp"
@@ -28,10 +31,49 @@ namespace {
 enum Kind : std::uintptr_t { kSendSlot = 0, kRecvSlot = 1, kTempBuffer = 2 };
 void* encode(Kind k, std::uintptr_t v) { return reinterpret_cast<void*>((v << 2) | k); }
 
+// Copies of send buffers in tandem's own pages: small sends (a copy costs less than
+// protecting pages) and sends from buffers that share pages with other data. Reused.
 struct TempHeader {
   std::size_t map_len;
+  TempHeader* next;
 };
 constexpr std::size_t kTempOffset = 64;
+constexpr std::size_t kCopyAlways = 64 << 10;  // below this a copy is cheaper than mprotect
+constexpr std::size_t kCopyMax = 1 << 20;      // above this a copy costs too much: pass through
+constexpr std::size_t kPoolClasses = 32;
+
+struct CopyPool {
+  std::mutex mu;
+  TempHeader* free_[kPoolClasses] = {};
+  static unsigned cls(std::size_t len) {
+    unsigned c = 12;
+    while ((std::size_t(1) << c) < len) ++c;
+    return c;
+  }
+  TempHeader* get(std::size_t bytes) {
+    unsigned c = cls(bytes + kTempOffset);
+    {
+      std::lock_guard<std::mutex> g(mu);
+      if (TempHeader* h = free_[c]) {
+        free_[c] = h->next;
+        return h;
+      }
+    }
+    std::size_t len = std::size_t(1) << c;
+    void* m = tandem::sys::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) return nullptr;
+    auto* h = static_cast<TempHeader*>(m);
+    h->map_len = len;
+    return h;
+  }
+  void put(TempHeader* h) {
+    std::lock_guard<std::mutex> g(mu);
+    unsigned c = cls(h->map_len);
+    h->next = free_[c];
+    free_[c] = h;
+  }
+};
+CopyPool& copy_pool() { return tandem::immortal<CopyPool>(); }
 
 void on_complete(void* ctx, const void* status) {
   auto v = reinterpret_cast<std::uintptr_t>(ctx);
@@ -46,8 +88,7 @@ void on_complete(void* ctx, const void* status) {
     if (PMPI_Get_count(&st, MPI_BYTE, &bytes) != MPI_SUCCESS || bytes == MPI_UNDEFINED || bytes < 0) bytes = 0;
     Tracker::instance().end_recv(static_cast<int>(v), static_cast<std::size_t>(bytes));
   } else {
-    auto* h = reinterpret_cast<TempHeader*>(v << 2);
-    tandem::sys::munmap(h, h->map_len);
+    copy_pool().put(reinterpret_cast<TempHeader*>(v << 2));
   }
 }
 
@@ -55,6 +96,34 @@ bool eligible(const Extent& e, int peer) {
   return e.contiguous && peer != MPI_PROC_NULL && e.bytes >= runtime().cfg.threshold &&
          Tracker::instance().advise(e.lo, e.bytes);
 }
+
+// A send from a copy in tandem's pages: the program may change its buffer at once.
+bool copy_send(const void* buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, const Extent& e,
+               int* rc) {
+  wait_for_buffer(buf, count, dt, Use::Read);
+  TempHeader* h = copy_pool().get(e.bytes);
+  if (!h) return false;
+  char* copy = reinterpret_cast<char*>(h) + kTempOffset;
+  std::memcpy(copy, e.lo, e.bytes);
+  const char* base = copy - (static_cast<const char*>(e.lo) - static_cast<const char*>(buf));
+  MPI_Request req;
+  {
+    InternalScope internal;
+    *rc = PMPI_Isend(base, count, dt, dest, tag, comm, &req);
+  }
+  if (*rc != MPI_SUCCESS) {
+    copy_pool().put(h);
+    return true;
+  }
+  runtime().engine.submit(tandem::transport::to_handle(req), on_complete,
+                          encode(kTempBuffer, reinterpret_cast<std::uintptr_t>(h) >> 2));
+  stats().bytes_deferred.fetch_add(e.bytes, std::memory_order_relaxed);
+  return true;
+}
+
+// A deferred send: copied when small or when its pages cannot be protected alone, else protected.
+bool send_deferred(const void* buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, const Extent& e,
+                   int* rc);
 
 // A deferred send of (buf, count, dt) whose bytes are e; false when it must be passed through.
 bool defer_send(const void* buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, const Extent& e,
@@ -149,6 +218,13 @@ int do_recv(void* buf, int count, MPI_Datatype dt, int source, int tag, MPI_Comm
   return MPI_SUCCESS;
 }
 
+bool send_deferred(const void* buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, const Extent& e,
+                   int* rc) {
+  if (e.bytes <= kCopyAlways) return copy_send(buf, count, dt, dest, tag, comm, e, rc);
+  if (defer_send(buf, count, dt, dest, tag, comm, e, rc)) return true;
+  return e.bytes <= kCopyMax && copy_send(buf, count, dt, dest, tag, comm, e, rc);
+}
+
 void count_call(bool deferred) {
   (deferred ? stats().deferred : stats().passthrough).fetch_add(1, std::memory_order_relaxed);
 }
@@ -180,7 +256,7 @@ int MPI_Send(const void* buf, int count, MPI_Datatype dt, int dest, int tag, MPI
   if (active()) {
     Extent e = extent_of(buf, count, dt);
     int rc = MPI_SUCCESS;
-    if (eligible(e, dest) && defer_send(buf, count, dt, dest, tag, comm, e, &rc)) {
+    if (eligible(e, dest) && send_deferred(buf, count, dt, dest, tag, comm, e, &rc)) {
       count_call(true);
       return rc;
     }
@@ -224,7 +300,7 @@ int MPI_Sendrecv(const void* sendbuf, int sendcount, MPI_Datatype sendtype, int 
   int rc = MPI_SUCCESS;
   bool send_deferred = false;
   MPI_Request plain = MPI_REQUEST_NULL;
-  if (eligible(se, dest)) send_deferred = defer_send(sendbuf, sendcount, sendtype, dest, sendtag, comm, se, &rc);
+  if (eligible(se, dest)) send_deferred = ::send_deferred(sendbuf, sendcount, sendtype, dest, sendtag, comm, se, &rc);
   if (rc != MPI_SUCCESS) return rc;
   if (!send_deferred) {
     wait_for_buffer(sendbuf, sendcount, sendtype, Use::Read);
@@ -257,31 +333,15 @@ int MPI_Sendrecv_replace(void* buf, int count, MPI_Datatype dt, int dest, int se
     InternalScope internal;
     return PMPI_Sendrecv_replace(buf, count, dt, dest, sendtag, source, recvtag, comm, status);
   }
-  // Send a copy (tandem's own pages, freed when the send completes), receive in place.
+  // Send a copy (tandem's own pages, reused when the send completes), receive in place.
   wait_for_buffer(buf, count, dt, Use::Write);
-  std::size_t map_len = kTempOffset + e.bytes;
-  void* map = tandem::sys::mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (map == MAP_FAILED) {
+  int rc = MPI_SUCCESS;
+  if (e.bytes > kCopyMax || !copy_send(buf, count, dt, dest, sendtag, comm, e, &rc)) {
     count_call(false);
     InternalScope internal;
     return PMPI_Sendrecv_replace(buf, count, dt, dest, sendtag, source, recvtag, comm, status);
   }
-  static_cast<TempHeader*>(map)->map_len = map_len;
-  char* copy = static_cast<char*>(map) + kTempOffset;
-  std::memcpy(copy, e.lo, e.bytes);
-  const char* base = copy - (static_cast<const char*>(e.lo) - static_cast<const char*>(buf));
-  MPI_Request req;
-  int rc;
-  {
-    InternalScope internal;
-    rc = PMPI_Isend(base, count, dt, dest, sendtag, comm, &req);
-  }
-  if (rc != MPI_SUCCESS) {
-    tandem::sys::munmap(map, map_len);
-    return rc;
-  }
-  runtime().engine.submit(tandem::transport::to_handle(req), on_complete,
-                          encode(kTempBuffer, reinterpret_cast<std::uintptr_t>(map) >> 2));
+  if (rc != MPI_SUCCESS) return rc;
   bool deferred = false;
   rc = do_recv(buf, count, dt, source, recvtag, comm, status, &deferred);
   count_call(true);

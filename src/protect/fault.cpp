@@ -2,6 +2,7 @@
 // no locks, no allocation; only atomics, futex, mprotect and sigaction.
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@ int (*g_real_sigaction)(int, const struct sigaction*, struct sigaction*) = nullp
 
 // Per-thread state of the single-step mechanism.
 thread_local std::uintptr_t t_stepped[kMaxStepped] __attribute__((tls_model("initial-exec")));
+thread_local int t_stepped_slot[kMaxStepped] __attribute__((tls_model("initial-exec")));
 thread_local int t_nstepped __attribute__((tls_model("initial-exec"))) = 0;
 thread_local std::uintptr_t t_last_addr __attribute__((tls_model("initial-exec"))) = 0;
 thread_local std::uint32_t t_last_epoch __attribute__((tls_model("initial-exec"))) = 0;
@@ -86,7 +88,7 @@ int Tracker::required_prot(std::uintptr_t page) const noexcept {
     const Slot& s = slots_[i];
     std::uint32_t st = s.state.load(std::memory_order_acquire);
     if (st == kFree || page < s.plo || page >= s.phi) continue;
-    if (st == kRecv) return PROT_NONE;
+    if (st == kRecv || st == kCompleting) return PROT_NONE;
     prot = PROT_READ;
   }
   return prot;
@@ -140,6 +142,16 @@ bool Tracker::on_segv(siginfo_t* info, ucontext_t* uc) noexcept {
     bool step = t_internal > 0 || (!in_buffer && now_us() - start > kNeighbourPatienceUs);
     if (step) {
       if (t_nstepped >= kMaxStepped) return false;  // cannot happen for one instruction
+      // Announce the step, then check the pages are not being swapped in (end_recv waits
+      // for steppers to leave before it moves them): otherwise wait for that to finish.
+      Slot& cs = slots_[cover];
+      cs.steppers.fetch_add(1, std::memory_order_seq_cst);
+      if (cs.state.load(std::memory_order_seq_cst) == kCompleting) {
+        cs.steppers.fetch_sub(1, std::memory_order_seq_cst);
+        while (cs.state.load(std::memory_order_acquire) == kCompleting) sched_yield();
+        continue;
+      }
+      t_stepped_slot[t_nstepped] = cover;
       t_stepped[t_nstepped++] = page;
       sys::mprotect(reinterpret_cast<void*>(page), kPage, PROT_READ | PROT_WRITE);
       uc->uc_mcontext.gregs[REG_EFL] |= kTrapFlag;
@@ -161,7 +173,11 @@ bool Tracker::on_segv(siginfo_t* info, ucontext_t* uc) noexcept {
 bool Tracker::on_trap(ucontext_t* uc) noexcept {
   if (t_nstepped == 0) return false;
   uc->uc_mcontext.gregs[REG_EFL] &= ~kTrapFlag;
-  while (t_nstepped > 0) reprotect_page(t_stepped[--t_nstepped]);
+  while (t_nstepped > 0) {
+    --t_nstepped;
+    reprotect_page(t_stepped[t_nstepped]);
+    slots_[t_stepped_slot[t_nstepped]].steppers.fetch_sub(1, std::memory_order_seq_cst);
+  }
   return true;
 }
 
@@ -183,7 +199,7 @@ bool Tracker::init(unsigned max_ops, const char** error) {
   auto* slots = static_cast<Slot*>(mem);
   for (unsigned i = 0; i < max_ops; ++i) new (&slots[i]) Slot;
   nslots_ = max_ops;
-  mem_fd_ = ::open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+  mem_fd_ = sys::open_raw("/proc/self/mem", O_RDWR | O_CLOEXEC);
   struct sigaction sa{};
   sa.sa_sigaction = segv_handler;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;

@@ -1,6 +1,7 @@
 #include "protect/tracker.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -44,12 +45,22 @@ bool Tracker::protected_hook(std::uintptr_t lo, std::uintptr_t hi) {
   return true;
 }
 
+// The pages [page_down(lo), page_up(hi)) hold nothing but the buffer: its ends are page
+// aligned, or the mapping starts and ends with it (a block the allocator mapped for itself,
+// with at most its header before it). Heap (brk) blocks share their pages.
+bool Tracker::exclusive(std::uintptr_t lo, std::uintptr_t hi, const VmaInfo& vi) {
+  std::uintptr_t plo = page_down(lo), phi = page_up(hi);
+  bool head = lo == plo || (!vi.heap && vi.first_start == plo && lo - plo <= 64);
+  bool tail = hi == phi || (!vi.heap && vi.last_end == phi);
+  return head && tail;
+}
+
 int Tracker::find_conflict_locked(std::uintptr_t plo, std::uintptr_t phi, bool any_kind) const {
   unsigned n = high_water_.load(std::memory_order_relaxed);
   for (unsigned i = 0; i < n; ++i) {
     const Slot& s = slots_[i];
     std::uint32_t st = s.state.load(std::memory_order_relaxed);
-    if (st == kFree || (!any_kind && st != kRecv)) continue;
+    if (st == kFree || (!any_kind && st == kSend)) continue;
     if (s.plo < phi && plo < s.phi) return static_cast<int>(i);
   }
   return -1;
@@ -133,7 +144,7 @@ int Tracker::begin_send(const void* p, std::size_t n) {
       continue;
     }
     VmaInfo vi = vma_cache().query(plo, phi);
-    if (!vi.mapped || !vi.rw) return -1;
+    if (!vi.mapped || !vi.rw || sys::on_current_stack(plo, phi) || !exclusive(lo, hi, vi)) return -1;
     int s = alloc_slot_locked();
     if (s < 0) {
       std::uint32_t fg = free_gen_.load(std::memory_order_acquire);
@@ -172,7 +183,8 @@ int Tracker::begin_recv(void* p, std::size_t n, void** dst) {
       continue;
     }
     VmaInfo vi = vma_cache().query(plo, phi);
-    if (!vi.mapped || !vi.rw || !vi.private_ || vi.stack) return -1;
+    if (!vi.mapped || !vi.rw || !vi.private_ || vi.stack || sys::on_current_stack(plo, phi) || !exclusive(lo, hi, vi))
+      return -1;
     int s = alloc_slot_locked();
     if (s < 0) {
       std::uint32_t fg = free_gen_.load(std::memory_order_acquire);
@@ -239,7 +251,7 @@ bool Tracker::copy_into_protected(std::uintptr_t dst, const void* src, std::size
   if (mem_fd_ < 0) return false;
   const char* s = static_cast<const char*>(src);
   while (n > 0) {
-    ssize_t w = pwrite(mem_fd_, s, n, static_cast<off_t>(dst));
+    long w = sys::pwrite_raw(mem_fd_, s, n, static_cast<off_t>(dst));
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return false;
     s += w, dst += static_cast<std::uintptr_t>(w), n -= static_cast<std::size_t>(w);
@@ -250,6 +262,9 @@ bool Tracker::copy_into_protected(std::uintptr_t dst, const void* src, std::size
 void Tracker::end_recv(int slot, std::size_t received) {
   std::lock_guard<std::mutex> g(mu_);
   Slot& sl = slots_[slot];
+  // No thread may be letting an instruction through these pages while they move.
+  sl.state.store(kCompleting, std::memory_order_seq_cst);
+  while (sl.steppers.load(std::memory_order_seq_cst) != 0) sched_yield();
   std::size_t len = sl.phi - sl.plo;
   if (received > sl.hi - sl.lo) received = sl.hi - sl.lo;
   std::uintptr_t off = sl.lo - sl.plo;  // message offset within the pages
@@ -292,6 +307,38 @@ void Tracker::cancel_recv(int slot) {
   sys::mprotect(reinterpret_cast<void*>(sl.plo), sl.phi - sl.plo, PROT_READ | PROT_WRITE);
   pool_put(sl.bounce, sl.phi - sl.plo);
   release_locked(slot);
+}
+
+bool Tracker::touches_protected(const void* p, std::size_t n, bool for_kernel_write) const noexcept {
+  if (!slots_ || n == 0 || !any_active()) return false;
+  auto lo = reinterpret_cast<std::uintptr_t>(p);
+  std::uintptr_t plo = page_down(lo), phi = page_up(lo + n);
+  unsigned hw = high_water_.load(std::memory_order_acquire);
+  for (unsigned i = 0; i < hw; ++i) {
+    std::uint32_t st = slots_[i].state.load(std::memory_order_acquire);
+    if (st == kFree || (!for_kernel_write && st == kSend)) continue;
+    if (slots_[i].plo < phi && plo < slots_[i].phi) return true;
+  }
+  return false;
+}
+
+bool Tracker::write_protected(void* dst, const void* src, std::size_t n) {
+  std::lock_guard<std::mutex> g(mu_);
+  return copy_into_protected(reinterpret_cast<std::uintptr_t>(dst), src, n);
+}
+
+bool Tracker::read_protected(void* dst, const void* src, std::size_t n) {
+  std::lock_guard<std::mutex> g(mu_);
+  if (mem_fd_ < 0) return false;
+  auto* d = static_cast<char*>(dst);
+  auto from = reinterpret_cast<std::uintptr_t>(src);
+  while (n > 0) {
+    long r = sys::pread_raw(mem_fd_, d, n, static_cast<off_t>(from));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    d += r, from += static_cast<std::uintptr_t>(r), n -= static_cast<std::size_t>(r);
+  }
+  return true;
 }
 
 bool Tracker::wait_conflicts(const void* p, std::size_t n, Use use) {

@@ -37,7 +37,9 @@ class Tracker {
 
   // Protects [p, p+n) for a deferred send. Returns a slot, or -1 when the memory
   // cannot be protected (the caller then passes the call through). Waits first for
-  // pending receives that share a page with the buffer.
+  // pending receives that share a page with the buffer. Only buffers whose first and last
+  // pages hold nothing else (see exclusive()) are protected: other data there may belong
+  // to the MPI library, whose threads must not be stopped by the protection.
   int begin_send(const void* p, std::size_t n);
   // Protects [p, p+n) for a deferred receive; *dst receives the address the
   // transport must write the message to. Returns a slot or -1.
@@ -63,6 +65,14 @@ class Tracker {
   // (0: never) paid off when the program ran longer than deferring costs.
   static bool paid_off(std::uint64_t start_us, std::uint64_t first_wait_us, std::size_t n) noexcept;
 
+  // For tandem's own threads and the MPI library inside them, which must not wait: whether
+  // [p, p+n) shares a page with a pending operation that keeps the kernel from writing it
+  // (for_kernel_write) or reading it, and a way to write such memory anyway (through
+  // /proc/self/mem, serialised with completions). See interpose/libc.cpp.
+  bool touches_protected(const void* p, std::size_t n, bool for_kernel_write) const noexcept;
+  bool write_protected(void* dst, const void* src, std::size_t n);
+  bool read_protected(void* dst, const void* src, std::size_t n);
+
   // Waits until every deferred operation completed.
   void wait_all();
   bool any_active() const noexcept { return active_.load(std::memory_order_acquire) > 0; }
@@ -79,7 +89,7 @@ class Tracker {
   struct sigaction* chained(int sig) noexcept;
 
  private:
-  enum : std::uint32_t { kFree = 0, kSend = 1, kRecv = 2 };
+  enum : std::uint32_t { kFree = 0, kSend = 1, kRecv = 2, kCompleting = 3 };  // kCompleting: a receive being swapped in
   struct Slot {
     std::atomic<std::uint32_t> state{kFree};
     std::atomic<std::uint32_t> gen{0};  // futex word, bumped at release
@@ -88,6 +98,7 @@ class Tracker {
     std::uintptr_t bounce = 0;          // receive: where the transport writes (page aligned)
     std::uint64_t start_us = 0;         // when the operation was deferred
     std::atomic<std::uint64_t> first_wait_us{0};  // when a thread first had to wait for it (0: never)
+    std::atomic<int> steppers{0};                 // threads letting one instruction through its pages
   };
   // What deferring operations on a buffer has been worth lately (see advise()).
   struct History {
@@ -111,6 +122,7 @@ class Tracker {
   void pool_put(std::uintptr_t addr, std::size_t len);
   bool copy_into_protected(std::uintptr_t dst, const void* src, std::size_t n);
   static bool protected_hook(std::uintptr_t lo, std::uintptr_t hi);
+  static bool exclusive(std::uintptr_t lo, std::uintptr_t hi, const struct VmaInfo& vi);
 
   Slot* slots_ = nullptr;
   unsigned nslots_ = 0;

@@ -1,5 +1,7 @@
 #include "protect/vma.hpp"
 
+#include "common/sys.hpp"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -13,14 +15,14 @@ namespace tandem::protect {
 VmaCache& vma_cache() { return immortal<VmaCache>(); }
 
 bool VmaCache::refresh_locked() {
-  int fd = ::open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  int fd = sys::open_raw("/proc/self/maps", O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   std::vector<char, PageAllocator<char>> text;
   text.reserve(1 << 16);
   char buf[65536];
   ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.insert(text.end(), buf, buf + n);
-  ::close(fd);
+  while ((n = sys::read_raw(fd, buf, sizeof buf)) > 0) text.insert(text.end(), buf, buf + n);
+  sys::close_raw(fd);
   text.push_back('\0');
   vmas_.clear();
   char* line = text.data();
@@ -36,7 +38,17 @@ bool VmaCache::refresh_locked() {
       bool special = path[0] == '[' && std::strncmp(path, "[heap]", 6) != 0;
       bool r = perms[0] == 'r', w = perms[1] == 'w';
       if (!(r && w) && hook_ && hook_(lo, hi)) r = w = true;
-      vmas_.push_back({lo, hi, r, w, perms[3] == 'p', special});
+      Vma v{lo, hi, r, w, perms[3] == 'p', special, std::strncmp(path, "[heap]", 6) == 0};
+      // Merge neighbours that differ only by a boundary (tandem's own protections and page
+      // swaps split mappings): a boundary must never make a buffer look like it has its own.
+      if (!vmas_.empty()) {
+        Vma& b = vmas_.back();
+        if (b.hi == v.lo && b.r == v.r && b.w == v.w && b.p == v.p && b.special == v.special && b.heap == v.heap) {
+          b.hi = v.hi;
+          v.lo = v.hi;
+        }
+      }
+      if (v.lo < v.hi) vmas_.push_back(v);
     }
     if (!end) break;
     line = end + 1;
@@ -51,7 +63,7 @@ VmaInfo VmaCache::query(std::uintptr_t lo, std::uintptr_t hi) {
     if (attempt == 1 || !loaded_) {
       if (!refresh_locked()) return {};
     }
-    VmaInfo info{true, true, true, false};
+    VmaInfo info{true, true, true, false, false, 0, 0};
     std::uintptr_t at = lo;
     auto it = std::upper_bound(vmas_.begin(), vmas_.end(), lo, [](std::uintptr_t a, const Vma& v) { return a < v.hi; });
     bool covered = true;
@@ -63,6 +75,9 @@ VmaInfo VmaCache::query(std::uintptr_t lo, std::uintptr_t hi) {
       info.rw = info.rw && it->r && it->w;
       info.private_ = info.private_ && it->p;
       info.stack = info.stack || it->special;
+      info.heap = info.heap || it->heap;
+      if (at == lo) info.first_start = it->lo;
+      info.last_end = it->hi;
       at = it->hi;
       ++it;
     }

@@ -15,6 +15,9 @@ struct VmaInfo {
   bool rw = false;         // every page is readable and writable
   bool private_ = false;   // every page is a private mapping (anonymous or file copy-on-write)
   bool stack = false;      // some page is the main thread's [stack] or a special mapping
+  bool heap = false;       // some page is in the [heap] (brk) area
+  std::uintptr_t first_start = 0;  // where the mapping holding the first page starts
+  std::uintptr_t last_end = 0;     // where the mapping holding the last page ends
 };
 
 class VmaCache {
@@ -29,7 +32,7 @@ class VmaCache {
  private:
   struct Vma {
     std::uintptr_t lo, hi;
-    bool r, w, p, special;
+    bool r, w, p, special, heap;
   };
   bool refresh_locked();
   std::mutex mu_;

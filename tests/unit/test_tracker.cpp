@@ -23,12 +23,17 @@ namespace {
 
 const std::size_t kPage = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
 
+// Pages of their own, between two inaccessible guard pages so that the kernel cannot merge
+// them with a neighbouring mapping (as an allocator's block mapped for itself).
 struct Mapping {
   explicit Mapping(std::size_t pages) : len(pages * kPage) {
-    p = static_cast<unsigned char*>(mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    auto* base = static_cast<unsigned char*>(
+        mmap(nullptr, len + 2 * kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    p = base + kPage;
+    mprotect(p, len, PROT_READ | PROT_WRITE);
     std::memset(p, 0xAA, len);
   }
-  ~Mapping() { munmap(p, len); }
+  ~Mapping() { munmap(p - kPage, len + 2 * kPage); }
   unsigned char* p;
   std::size_t len;
 };
@@ -49,8 +54,8 @@ class TrackerTest : public ::testing::Test {
 
 TEST_F(TrackerTest, WriteToSendBufferWaitsForCompletionButReadsDoNot) {
   Mapping m(4);
-  unsigned char* buf = m.p + 100;
-  int s = t.begin_send(buf, 2 * kPage);
+  unsigned char* buf = m.p + 32;  // an allocator-style block: a small header, then the buffer to the end
+  int s = t.begin_send(buf, 4 * kPage - 32);
   ASSERT_GE(s, 0);
   std::atomic<bool> read_done{false}, write_done{false};
   std::thread reader([&] {
@@ -76,7 +81,7 @@ TEST_F(TrackerTest, WriteToSendBufferWaitsForCompletionButReadsDoNot) {
 
 TEST_F(TrackerTest, ReceiveBufferShowsOnlyTheArrivedMessageAndKeepsItsNeighbours) {
   Mapping m(6);
-  const std::size_t off = 1000, n = 3 * kPage + 17;
+  const std::size_t off = 48, n = 6 * kPage - 48;
   void* dst = nullptr;
   int s = t.begin_recv(m.p + off, n, &dst);
   ASSERT_GE(s, 0);
@@ -100,7 +105,7 @@ TEST_F(TrackerTest, ReceiveBufferShowsOnlyTheArrivedMessageAndKeepsItsNeighbours
 TEST_F(TrackerTest, ShortMessageLeavesTheRestOfTheBufferUnchanged) {
   for (std::size_t received : {std::size_t(100), 5 * kPage}) {
     Mapping m(8);
-    const std::size_t off = 64, n = 7 * kPage;
+    const std::size_t off = 64, n = 8 * kPage - 64;
     void* dst = nullptr;
     int s = t.begin_recv(m.p + off, n, &dst);
     ASSERT_GE(s, 0);
@@ -116,7 +121,7 @@ TEST_F(TrackerTest, ShortMessageLeavesTheRestOfTheBufferUnchanged) {
 
 TEST_F(TrackerTest, NeighbourWrittenDuringReceiveKeepsTheNewValue) {
   Mapping m(3);
-  const std::size_t off = 512, n = kPage;  // pages 0 and 1, neighbours on both
+  const std::size_t off = 40, n = 3 * kPage - 40;  // the block's header shares the first page
   void* dst = nullptr;
   int s = t.begin_recv(m.p + off, n, &dst);
   ASSERT_GE(s, 0);
@@ -131,13 +136,13 @@ TEST_F(TrackerTest, NeighbourWrittenDuringReceiveKeepsTheNewValue) {
   t.end_recv(s, n);
   EXPECT_EQ(m.p[10], 0x42);
   EXPECT_EQ(m.p[off], 0x33);
-  EXPECT_EQ(m.p[off + n], 0xAA);
+  EXPECT_EQ(m.p[off + n - 1], 0x33);
 }
 
 TEST_F(TrackerTest, InternalThreadsStepThroughNeighbourDataWithoutWaiting) {
   Mapping m(2);
-  unsigned char* buf = m.p + 256;
-  int s = t.begin_send(buf, 1000);
+  unsigned char* buf = m.p + 48;
+  int s = t.begin_send(buf, 2 * kPage - 48);
   ASSERT_GE(s, 0);
   auto before = tandem::stats().stepped.load();
   std::thread internal([&] {
@@ -162,8 +167,8 @@ TEST_F(TrackerTest, InternalThreadsStepThroughNeighbourDataWithoutWaiting) {
 
 TEST_F(TrackerTest, SeveralSendsOfOneBufferKeepItReadOnlyUntilTheLast) {
   Mapping m(3);
-  int a = t.begin_send(m.p + 10, 2 * kPage);
-  int b = t.begin_send(m.p + 10, 2 * kPage);
+  int a = t.begin_send(m.p + 16, 3 * kPage - 16);
+  int b = t.begin_send(m.p + 16, 3 * kPage - 16);
   ASSERT_GE(a, 0);
   ASSERT_GE(b, 0);
   std::atomic<bool> wrote{false};
@@ -190,6 +195,22 @@ TEST_F(TrackerTest, ConflictsFollowTheUse) {
   t.end_send(s);
   w.join();
   EXPECT_TRUE(waited);
+}
+
+TEST_F(TrackerTest, PagesSharedWithOtherDataAreNeverProtected) {
+  Mapping m(4);
+  void* dst = nullptr;
+  // In the middle of a mapping: its first and last pages hold other data.
+  EXPECT_LT(t.begin_send(m.p + 1000, 2 * kPage), 0);
+  EXPECT_LT(t.begin_recv(m.p + 1000, 2 * kPage, &dst), 0);
+  // Page aligned at both ends: nothing else on its pages.
+  int s = t.begin_send(m.p + kPage, 2 * kPage);
+  EXPECT_GE(s, 0);
+  if (s >= 0) t.end_send(s);
+  // A heap block shares its pages with other blocks.
+  void* heap = std::malloc(3000);
+  EXPECT_LT(t.begin_send(heap, 3000), 0);
+  std::free(heap);
 }
 
 TEST_F(TrackerTest, UnprotectableMemoryIsRefused) {
@@ -227,7 +248,8 @@ TEST_F(TrackerTest, FaultsOutsideTrackedBuffersReachTheProgramsHandler) {
   *t.chained(SIGSEGV) = sa;
   g_fault_page = mmap(nullptr, kPage, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   Mapping m(2);
-  int s = t.begin_send(m.p, 100);  // tandem protection active at the same time
+  int s = t.begin_send(m.p, 2 * kPage);  // tandem protection active at the same time
+  ASSERT_GE(s, 0);
   static_cast<volatile char*>(g_fault_page)[3] = 1;
   EXPECT_EQ(g_handler_calls.load(), 1);
   t.end_send(s);
