@@ -58,6 +58,16 @@ const SettingInfo kSettings[] = {
      "protection would cost more than the overlap gains); retried every 16th call. 0 defers every eligible call.",
      [](std::string_view v, Config& c) noexcept { return parse_bool(v, c.adaptive); },
      [](const Config& c) { return std::string(c.adaptive ? "1" : "0"); }},
+    {"TANDEM_LOCAL", "auto", "auto|on|off",
+     "Defer calls when every rank of the job runs on this node. Overlap needs a core to run the communication "
+     "on: auto defers only when the node has at least twice as many online cores as ranks on it.",
+     [](std::string_view v, Config& c) noexcept {
+       v = trim(v);
+       if (v != "auto" && v != "on" && v != "off") return false;
+       c.local = std::string(v);
+       return true;
+     },
+     [](const Config& c) { return c.local; }},
     {"TANDEM_STATUS_PROBE", "1", "0|1",
      "A receive whose status is requested waits for the message envelope (MPI_Mprobe) and defers only the data; "
      "0 passes such receives through.",

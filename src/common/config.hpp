@@ -15,6 +15,7 @@ struct Config {
   std::size_t threshold = 4096;          // TANDEM_THRESHOLD (bytes)
   bool stats = false;                    // TANDEM_STATS
   bool adaptive = true;                  // TANDEM_ADAPTIVE
+  std::string local = "auto";            // TANDEM_LOCAL
   bool wait_status = true;               // TANDEM_STATUS_PROBE
   unsigned spin_us = 20;                 // TANDEM_PROGRESS_SPIN_US
   unsigned sleep_max_us = 200;           // TANDEM_PROGRESS_SLEEP_US

@@ -18,6 +18,13 @@ inline std::atomic<int>& urgent_waiters() {
   return n;
 }
 
+// Rung when a thread starts waiting for a deferred operation, so that a sleeping progress
+// thread polls at once instead of at the end of its back-off.
+inline std::atomic<std::uint32_t>& progress_bell() {
+  static std::atomic<std::uint32_t> bell{0};
+  return bell;
+}
+
 // Async-signal-safe. Sleeps while *word == expected, at most timeout_ns (0: no limit).
 inline void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected, long timeout_ns) noexcept {
   struct timespec ts{timeout_ns / 1000000000L, timeout_ns % 1000000000L};
@@ -28,6 +35,14 @@ inline void futex_wait(std::atomic<std::uint32_t>* word, std::uint32_t expected,
 inline void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept {
   syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT32_MAX, nullptr, nullptr, 0);
 }
+
+// Async-signal-safe: registers the calling thread as waiting and wakes the progress thread.
+inline void begin_urgent_wait() noexcept {
+  urgent_waiters().fetch_add(1, std::memory_order_acq_rel);
+  progress_bell().fetch_add(1, std::memory_order_acq_rel);
+  futex_wake_all(&progress_bell());
+}
+inline void end_urgent_wait() noexcept { urgent_waiters().fetch_sub(1, std::memory_order_acq_rel); }
 
 // Async-signal-safe monotonic clock in microseconds.
 inline std::uint64_t now_us() noexcept {

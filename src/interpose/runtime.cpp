@@ -2,6 +2,7 @@
 
 #include <dlfcn.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -72,6 +73,23 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
     if (rt.rank == 0)
       log_message(-1, "the MPI library did not grant MPI_THREAD_MULTIPLE (got %d): every call is passed through",
                   granted);
+    return rc;
+  }
+  // A job whose ranks all share this node: the communication can only overlap computation
+  // if there are cores left for it.
+  int world = 1, local = 1;
+  PMPI_Comm_size(MPI_COMM_WORLD, &world);
+  MPI_Comm node;
+  if (PMPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    PMPI_Comm_size(node, &local);
+    PMPI_Comm_free(&node);
+  }
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  bool all_local = local == world;
+  if (all_local && (rt.cfg.local == "off" || (rt.cfg.local == "auto" && cores < 2L * local))) {
+    if (rt.rank == 0 && rt.cfg.verbose >= 1)
+      log_message(-1, "all %d ranks share this node's %ld cores: calls are passed through (TANDEM_LOCAL=on defers them)",
+                  world, cores);
     return rc;
   }
   const char* err = nullptr;

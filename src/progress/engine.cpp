@@ -98,7 +98,7 @@ void Engine::drain() {
 
 namespace {
 
-constexpr unsigned kEagerSleepUs = 50;
+constexpr unsigned kEagerSleepUs = 20;
 
 // The progress thread runs briefly and often; on a machine whose cores are all computing it
 // must still get the CPU within microseconds of waking up, or the network stalls for a whole
@@ -164,8 +164,10 @@ void Engine::thread_main() {
     // program and from the MPI library's other threads (measured: compute phases 2x longer).
     bool eager = k == 0 && (urgent_waiters().load(std::memory_order_acquire) > 0 || now - last_progress < opts_.spin_us);
     if (eager) sleep_us = 1;
-    struct timespec ts{0, static_cast<long>(eager ? kEagerSleepUs : sleep_us) * 1000};
-    nanosleep(&ts, nullptr);
+    // Sleep on the bell: a thread that starts waiting for an operation rings it.
+    std::uint32_t bell = progress_bell().load(std::memory_order_acquire);
+    if (!eager && urgent_waiters().load(std::memory_order_acquire) > 0) continue;
+    futex_wait(&progress_bell(), bell, static_cast<long>(eager ? kEagerSleepUs : sleep_us) * 1000);
     if (eager) continue;
     sleep_us = std::min(sleep_us * 2, opts_.sleep_max_us);
   }

@@ -162,9 +162,9 @@ bool Tracker::on_segv(siginfo_t* info, ucontext_t* uc) noexcept {
     std::uint32_t gen = s.gen.load(std::memory_order_acquire);
     if (s.state.load(std::memory_order_acquire) != kFree) {
       if (in_buffer) note_wait(s);
-      urgent_waiters().fetch_add(1, std::memory_order_acq_rel);
+      begin_urgent_wait();
       futex_wait(&s.gen, gen, in_buffer ? 100'000'000 : 2'000'000);
-      urgent_waiters().fetch_sub(1, std::memory_order_acq_rel);
+      end_urgent_wait();
     }
     waited = true;
   }

@@ -118,12 +118,12 @@ bool Tracker::advise(const void* p, std::size_t) noexcept {
 void Tracker::wait_slot(int slot, std::uint32_t gen, bool count_as_access) {
   std::uint64_t t0 = now_us();
   if (slots_[slot].gen.load(std::memory_order_acquire) == gen) note_wait(slots_[slot]);
-  urgent_waiters().fetch_add(1, std::memory_order_acq_rel);
+  begin_urgent_wait();
   while (slots_[slot].gen.load(std::memory_order_acquire) == gen) {
     if (wait_hook_) wait_hook_();
     else futex_wait(&slots_[slot].gen, gen, 10'000'000);
   }
-  urgent_waiters().fetch_sub(1, std::memory_order_acq_rel);
+  end_urgent_wait();
   if (count_as_access) {
     stats().access_waits.fetch_add(1, std::memory_order_relaxed);
     stats().wait_us.fetch_add(now_us() - t0, std::memory_order_relaxed);
@@ -149,9 +149,9 @@ int Tracker::begin_send(const void* p, std::size_t n) {
     if (s < 0) {
       std::uint32_t fg = free_gen_.load(std::memory_order_acquire);
       g.unlock();
-      urgent_waiters().fetch_add(1);
+      begin_urgent_wait();
       futex_wait(&free_gen_, fg, 10'000'000);
-      urgent_waiters().fetch_sub(1);
+      end_urgent_wait();
       continue;
     }
     Slot& sl = slots_[s];
@@ -189,9 +189,9 @@ int Tracker::begin_recv(void* p, std::size_t n, void** dst) {
     if (s < 0) {
       std::uint32_t fg = free_gen_.load(std::memory_order_acquire);
       g.unlock();
-      urgent_waiters().fetch_add(1);
+      begin_urgent_wait();
       futex_wait(&free_gen_, fg, 10'000'000);
-      urgent_waiters().fetch_sub(1);
+      end_urgent_wait();
       continue;
     }
     std::uintptr_t bounce = pool_take(phi - plo);

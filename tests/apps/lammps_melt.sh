@@ -20,7 +20,7 @@ launch=(mpirun.openmpi --allow-run-as-root -np 2 --oversubscribe --mca btl self,
 filter() { grep -E '^ +[0-9]+ +[-0-9.e]+ +[-0-9.e]+ +[-0-9.e]+ +[-0-9.e]+ +[-0-9.e]+ *$' "$1"; }
 mkdir plain tandem
 (cd plain && "${launch[@]}" lmp -in ../in.melt -log none -echo none > out.txt 2> err.txt)
-(cd tandem && TANDEM_STATS=1 "$tandem" run -- "${launch[@]}" lmp -in ../in.melt -log none -echo none > out.txt 2> err.txt)
+(cd tandem && TANDEM_STATS=1 TANDEM_LOCAL=on "$tandem" run -- "${launch[@]}" lmp -in ../in.melt -log none -echo none > out.txt 2> err.txt)
 filter plain/out.txt > plain/thermo.txt
 filter tandem/out.txt > tandem/thermo.txt
 [ "$(wc -l < plain/thermo.txt)" -ge 6 ] || { echo "no thermo output from plain LAMMPS"; cat plain/out.txt; exit 1; }
