@@ -130,13 +130,14 @@ void Tracker::wait_slot(int slot, std::uint32_t gen, bool count_as_access) {
   }
 }
 
-int Tracker::begin_send(const void* p, std::size_t n) {
-  if (!slots_ || n == 0) return -1;
-  auto lo = reinterpret_cast<std::uintptr_t>(p), hi = lo + n;
+// With g held on return: a free slot for a buffer at [lo, hi) once no pending operation
+// conflicts with it (a send conflicts with receives, a receive with everything), or -1 when
+// its memory cannot be protected for that use.
+int Tracker::reserve(std::unique_lock<std::mutex>& g, std::uintptr_t lo, std::uintptr_t hi, bool recv) {
   std::uintptr_t plo = page_down(lo), phi = page_up(hi);
   for (;;) {
-    std::unique_lock<std::mutex> g(mu_);
-    int c = find_conflict_locked(plo, phi, /*any_kind=*/false);
+    g = std::unique_lock<std::mutex>(mu_);
+    int c = find_conflict_locked(plo, phi, /*any_kind=*/recv);
     if (c >= 0) {
       std::uint32_t gen = slots_[c].gen.load(std::memory_order_acquire);
       g.unlock();
@@ -145,72 +146,61 @@ int Tracker::begin_send(const void* p, std::size_t n) {
     }
     VmaInfo vi = vma_cache().query(plo, phi);
     if (!vi.mapped || !vi.rw || sys::on_current_stack(plo, phi) || !exclusive(lo, hi, vi)) return -1;
+    if (recv && (!vi.private_ || vi.stack)) return -1;  // page moves need private, ordinary memory
     int s = alloc_slot_locked();
-    if (s < 0) {
-      std::uint32_t fg = free_gen_.load(std::memory_order_acquire);
-      g.unlock();
-      begin_urgent_wait();
-      futex_wait(&free_gen_, fg, 10'000'000);
-      end_urgent_wait();
-      continue;
-    }
-    Slot& sl = slots_[s];
-    sl.lo = lo, sl.hi = hi, sl.plo = plo, sl.phi = phi, sl.bounce = 0;
-    sl.start_us = now_us();
-    sl.first_wait_us.store(0, std::memory_order_relaxed);
-    sl.state.store(kSend, std::memory_order_release);  // visible to the handler before the pages are
-    if (sys::mprotect(reinterpret_cast<void*>(plo), phi - plo, PROT_READ) != 0) {
-      sl.state.store(kFree, std::memory_order_release);
-      return -1;
-    }
-    active_.fetch_add(1, std::memory_order_acq_rel);
-    epoch_.fetch_add(1, std::memory_order_acq_rel);
-    return s;
+    if (s >= 0) return s;
+    std::uint32_t fg = free_gen_.load(std::memory_order_acquire);
+    g.unlock();
+    begin_urgent_wait();
+    futex_wait(&free_gen_, fg, 10'000'000);
+    end_urgent_wait();
   }
+}
+
+int Tracker::begin_send(const void* p, std::size_t n) {
+  if (!slots_ || n == 0) return -1;
+  auto lo = reinterpret_cast<std::uintptr_t>(p), hi = lo + n;
+  std::uintptr_t plo = page_down(lo), phi = page_up(hi);
+  std::unique_lock<std::mutex> g;
+  int s = reserve(g, lo, hi, false);
+  if (s < 0) return -1;
+  Slot& sl = slots_[s];
+  sl.lo = lo, sl.hi = hi, sl.plo = plo, sl.phi = phi, sl.bounce = 0;
+  sl.start_us = now_us();
+  sl.first_wait_us.store(0, std::memory_order_relaxed);
+  sl.state.store(kSend, std::memory_order_release);  // visible to the handler before the pages are
+  if (sys::mprotect(reinterpret_cast<void*>(plo), phi - plo, PROT_READ) != 0) {
+    sl.state.store(kFree, std::memory_order_release);
+    return -1;
+  }
+  active_.fetch_add(1, std::memory_order_acq_rel);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  return s;
 }
 
 int Tracker::begin_recv(void* p, std::size_t n, void** dst) {
   if (!slots_ || n == 0) return -1;
   auto lo = reinterpret_cast<std::uintptr_t>(p), hi = lo + n;
   std::uintptr_t plo = page_down(lo), phi = page_up(hi);
-  for (;;) {
-    std::unique_lock<std::mutex> g(mu_);
-    int c = find_conflict_locked(plo, phi, /*any_kind=*/true);
-    if (c >= 0) {
-      std::uint32_t gen = slots_[c].gen.load(std::memory_order_acquire);
-      g.unlock();
-      wait_slot(c, gen, true);
-      continue;
-    }
-    VmaInfo vi = vma_cache().query(plo, phi);
-    if (!vi.mapped || !vi.rw || !vi.private_ || vi.stack || sys::on_current_stack(plo, phi) || !exclusive(lo, hi, vi))
-      return -1;
-    int s = alloc_slot_locked();
-    if (s < 0) {
-      std::uint32_t fg = free_gen_.load(std::memory_order_acquire);
-      g.unlock();
-      begin_urgent_wait();
-      futex_wait(&free_gen_, fg, 10'000'000);
-      end_urgent_wait();
-      continue;
-    }
-    std::uintptr_t bounce = pool_take(phi - plo);
-    if (!bounce) return -1;
-    Slot& sl = slots_[s];
-    sl.lo = lo, sl.hi = hi, sl.plo = plo, sl.phi = phi, sl.bounce = bounce;
-    sl.start_us = now_us();
-    sl.first_wait_us.store(0, std::memory_order_relaxed);
-    sl.state.store(kRecv, std::memory_order_release);
-    if (sys::mprotect(reinterpret_cast<void*>(plo), phi - plo, PROT_NONE) != 0) {
-      sl.state.store(kFree, std::memory_order_release);
-      pool_put(bounce, phi - plo);
-      return -1;
-    }
-    active_.fetch_add(1, std::memory_order_acq_rel);
-    epoch_.fetch_add(1, std::memory_order_acq_rel);
-    *dst = reinterpret_cast<void*>(bounce + (lo - plo));
-    return s;
+  std::unique_lock<std::mutex> g;
+  int s = reserve(g, lo, hi, true);
+  if (s < 0) return -1;
+  std::uintptr_t bounce = pool_take(phi - plo);
+  if (!bounce) return -1;
+  Slot& sl = slots_[s];
+  sl.lo = lo, sl.hi = hi, sl.plo = plo, sl.phi = phi, sl.bounce = bounce;
+  sl.start_us = now_us();
+  sl.first_wait_us.store(0, std::memory_order_relaxed);
+  sl.state.store(kRecv, std::memory_order_release);
+  if (sys::mprotect(reinterpret_cast<void*>(plo), phi - plo, PROT_NONE) != 0) {
+    sl.state.store(kFree, std::memory_order_release);
+    pool_put(bounce, phi - plo);
+    return -1;
   }
+  active_.fetch_add(1, std::memory_order_acq_rel);
+  epoch_.fetch_add(1, std::memory_order_acq_rel);
+  *dst = reinterpret_cast<void*>(bounce + (lo - plo));
+  return s;
 }
 
 void Tracker::release_locked(int slot) {

@@ -114,6 +114,7 @@ class Tracker {
   // Slots (other than `self`) active on pages [plo, phi) that conflict; -1 if none.
   int find_conflict_locked(std::uintptr_t plo, std::uintptr_t phi, bool any_kind) const;
   int alloc_slot_locked();
+  int reserve(std::unique_lock<std::mutex>& g, std::uintptr_t lo, std::uintptr_t hi, bool recv);
   void release_locked(int slot);
   void wait_slot(int slot, std::uint32_t gen, bool count_as_access);
   int required_prot(std::uintptr_t page) const noexcept;  // lock-free, for the handlers
