@@ -31,7 +31,6 @@ using Callback = void (*)(void* ctx, const void* status);
 struct EngineOptions {
   unsigned spin_us = 20;        // keep polling this long after the last completion
   unsigned sleep_max_us = 200;  // longest sleep between polls while work is outstanding
-  unsigned slice_us = 50;       // scheduler slice requested for the progress thread
 };
 
 class Engine {
@@ -68,6 +67,7 @@ class Engine {
   std::mutex in_mu_;  // incoming_ and the sleep condition
   std::condition_variable in_cv_;
   std::vector<Op, PageAllocator<Op>> incoming_;
+  bool idle_ = false;  // the thread sleeps until work arrives (guarded by in_mu_)
 
   std::mutex poll_mu_;  // held by whoever polls; owns the vectors below
   std::vector<Op, PageAllocator<Op>> ops_;
