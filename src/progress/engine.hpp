@@ -31,6 +31,7 @@ using Callback = void (*)(void* ctx, const void* status);
 struct EngineOptions {
   unsigned spin_us = 20;        // keep polling this long after the last completion
   unsigned sleep_max_us = 200;  // longest sleep between polls while work is outstanding
+  unsigned slice_us = 100;      // scheduler slice requested for the progress thread (0: leave it)
 };
 
 class Engine {
