@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <stdexcept>
 
 #include "cli/cli.hpp"
@@ -35,6 +36,12 @@ void add_run(CLI::App& app) {
     Env extra;
     if (opts->stats) extra.emplace_back("TANDEM_STATS", "1");
     extra.emplace_back("TANDEM_MPI", mpi);
+    if (mpi == "openmpi" && cfg.eager_limit > 0) {
+      // Open MPI reads these from the environment of mpirun and passes them to every rank.
+      for (const char* var : {"OMPI_MCA_btl_tcp_eager_limit", "OMPI_MCA_btl_tcp_rndv_eager_limit",
+                              "OMPI_MCA_btl_tcp_max_send_size"})
+        if (!std::getenv(var)) extra.emplace_back(var, std::to_string(cfg.eager_limit));
+    }
     int rc = run_command(opts->command, preload_env(mpi, extra));
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

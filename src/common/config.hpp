@@ -16,6 +16,7 @@ struct Config {
   bool stats = false;                    // TANDEM_STATS
   bool adaptive = true;                  // TANDEM_ADAPTIVE
   std::string local = "auto";            // TANDEM_LOCAL
+  std::size_t eager_limit = 1 << 20;     // TANDEM_EAGER_LIMIT (used by `tandem run`)
   bool wait_status = true;               // TANDEM_STATUS_PROBE
   unsigned spin_us = 20;                 // TANDEM_PROGRESS_SPIN_US
   unsigned sleep_max_us = 200;           // TANDEM_PROGRESS_SLEEP_US
