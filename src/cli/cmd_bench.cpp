@@ -830,6 +830,10 @@ void add_bench(CLI::App& app) {
     auto d = std::make_shared<DemoOptions>();
     d->o.rounds = 3;
     d->o.compute = {"2000"};
+    d->o.budget = 0.5;
+    // A run normally takes under a minute; bound a stuck launch (seen now and then with
+    // Open MPI on the virtual cluster, with and without tandem) well below the default.
+    d->o.timeout = 180;
     auto* cmd = app.add_subcommand(
         "demo", "The overlap benchmark (2 x 2000 us compute, 4 KB..64 MB) with and without tandem, on the virtual "
                 "cluster when one can be made, else shared memory; writes results/*.json and *.svg");

@@ -316,8 +316,12 @@ sighandler_t signal(int sig, sighandler_t handler) {
   auto& t = Tracker::instance();
   if ((sig == SIGSEGV || sig == SIGTRAP) && t.initialised()) {
     struct sigaction* chained = t.chained(sig);
-    sighandler_t previous = (chained->sa_flags & SA_SIGINFO) ? reinterpret_cast<sighandler_t>(chained->sa_sigaction)
-                                                              : chained->sa_handler;
+    sighandler_t previous = chained->sa_handler;
+    if (chained->sa_flags & SA_SIGINFO) {
+      auto action = chained->sa_sigaction;  // what signal() reports for an SA_SIGINFO handler
+      static_assert(sizeof action == sizeof previous);
+      std::memcpy(&previous, &action, sizeof previous);
+    }
     struct sigaction sa{};
     sa.sa_handler = handler;
     sa.sa_flags = SA_RESTART;
