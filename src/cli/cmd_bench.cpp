@@ -280,8 +280,18 @@ struct Session {
     }
     runs.push_back({{"round", round}, {"program", program}, {"mode", mode}, {"exit", rc},
                     {"seconds", round3(secs)}, {"results", lines}});
+    bool timed_out = rc == 124 || rc == 128 + 9;
+    if (why.empty() && timed_out && lines.size() >= expected) {
+      // Every result was printed: the program finished, its launcher did not exit. Seen now and
+      // then with Open MPI on the virtual cluster, plain as well as under tandem (one host's
+      // orted stays behind); the results stand.
+      fmt::print(stderr, "warning: {} {}: all results printed, but the launcher did not exit within {} s; "
+                         "results kept\n", program, mode, o.timeout);
+      timed_out = false;
+      rc = 0;
+    }
     if (why.empty()) {
-      if (rc == 124 || rc == 128 + 9)
+      if (timed_out)
         why = fmt::format("timed out after {} s", o.timeout);
       else if (rc != 0)
         why = fmt::format("exited with status {}", rc);
@@ -833,7 +843,7 @@ void add_bench(CLI::App& app) {
     d->o.budget = 0.5;
     // A run normally takes under a minute; bound a stuck launch (seen now and then with
     // Open MPI on the virtual cluster, with and without tandem) well below the default.
-    d->o.timeout = 180;
+    d->o.timeout = 120;
     auto* cmd = app.add_subcommand(
         "demo", "The overlap benchmark (2 x 2000 us compute, 4 KB..64 MB) with and without tandem, on the virtual "
                 "cluster when one can be made, else shared memory; writes results/*.json and *.svg");
