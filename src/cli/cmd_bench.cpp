@@ -282,9 +282,8 @@ struct Session {
                     {"seconds", round3(secs)}, {"results", lines}});
     bool timed_out = rc == 124 || rc == 128 + 9;
     if (why.empty() && timed_out && lines.size() >= expected) {
-      // Every result was printed: the program finished, its launcher did not exit. Seen now and
-      // then with Open MPI on the virtual cluster, plain as well as under tandem (one host's
-      // orted stays behind); the results stand.
+      // Every result was printed: the program finished and only its launcher did not exit
+      // (an orted left behind); the results stand.
       fmt::print(stderr, "warning: {} {}: all results printed, but the launcher did not exit within {} s; "
                          "results kept\n", program, mode, o.timeout);
       timed_out = false;
