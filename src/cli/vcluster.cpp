@@ -862,6 +862,9 @@ std::vector<std::string> vcluster_mpirun_argv(const std::string& mpi, const std:
         // Each host's processes already run on that host's processors (the agent's taskset);
         // Open MPI's own binding would put every host's first rank on core 0.
         {"hwloc_base_binding_policy", "none"},
+        // Start the hosts' daemons one after the other: with concurrent launches through the
+        // agent, 3 of 10 starts hung waiting for the second host's orted (0 of 22 serialised).
+        {"plm_rsh_num_concurrent", "1"},
     };
     for (const auto& [k, v] : mca)
       if (!user_sets_mca(user_args, k)) argv.insert(argv.end(), {"--mca", k, v});
