@@ -38,6 +38,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bench_util.h"
+
 #define MAX_SIZES 64
 #define MAX_COMPUTE 32
 
@@ -45,58 +47,6 @@ static void usage(FILE* f) {
   fprintf(f,
           "usage: overlap [-b SIZE] [-e SIZE] [-f FACTOR] [-s LIST] [-c US_LIST] [-n ITERS]\n"
           "               [-m MIN_ITERS] [-w WARMUP] [-t SECONDS] [--json]\n");
-}
-
-static int parse_size(const char* s, size_t* out) {
-  char* end = NULL;
-  double v = strtod(s, &end);
-  if (end == s || v < 0) return -1;
-  switch (*end) {
-    case 'k': case 'K': v *= 1024.0; ++end; break;
-    case 'm': case 'M': v *= 1024.0 * 1024.0; ++end; break;
-    case 'g': case 'G': v *= 1024.0 * 1024.0 * 1024.0; ++end; break;
-    default: break;
-  }
-  if (*end == 'B' || *end == 'b') ++end;
-  if (*end != '\0') return -1;
-  *out = (size_t)v;
-  return 0;
-}
-
-static int parse_list(const char* s, size_t* out, int max) {
-  int n = 0;
-  char* copy = strdup(s);
-  for (char* tok = strtok(copy, ","); tok; tok = strtok(NULL, ",")) {
-    if (n == max || parse_size(tok, &out[n]) != 0) {
-      free(copy);
-      return -1;
-    }
-    ++n;
-  }
-  free(copy);
-  return n;
-}
-
-static int cmp_double(const void* a, const void* b) {
-  double x = *(const double*)a, y = *(const double*)b;
-  return (x > y) - (x < y);
-}
-
-static double quantile(const double* v, int n, double q) {
-  if (n <= 0) return 0.0;
-  double pos = q * (n - 1);
-  int i = (int)pos;
-  if (i + 1 >= n) return v[n - 1];
-  return v[i] + (pos - i) * (v[i + 1] - v[i]);
-}
-
-static void* page_alloc(size_t size) {
-  void* p = NULL;
-  size_t page = (size_t)sysconf(_SC_PAGESIZE);
-  size_t len = size ? (size + page - 1) / page * page : page;
-  if (posix_memalign(&p, page, len) != 0) return NULL;
-  memset(p, 0x5a, len);
-  return p;
 }
 
 /* ---- compute: a calibrated busy loop ---------------------------------------- */
