@@ -237,16 +237,22 @@ void Tracker::end_send(int slot) {
   release_locked(slot);
 }
 
-bool Tracker::copy_into_protected(std::uintptr_t dst, const void* src, std::size_t n) {
+// Moves n bytes between `local` and address `at` of this process through /proc/self/mem,
+// which reaches pages whatever their protection.
+bool Tracker::proc_mem(bool write, std::uintptr_t at, char* local, std::size_t n) {
   if (mem_fd_ < 0) return false;
-  const char* s = static_cast<const char*>(src);
   while (n > 0) {
-    long w = sys::pwrite_raw(mem_fd_, s, n, static_cast<off_t>(dst));
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    s += w, dst += static_cast<std::uintptr_t>(w), n -= static_cast<std::size_t>(w);
+    long k = write ? sys::pwrite_raw(mem_fd_, local, n, static_cast<off_t>(at))
+                   : sys::pread_raw(mem_fd_, local, n, static_cast<off_t>(at));
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) return false;
+    local += k, at += static_cast<std::uintptr_t>(k), n -= static_cast<std::size_t>(k);
   }
   return true;
+}
+
+bool Tracker::copy_into_protected(std::uintptr_t dst, const void* src, std::size_t n) {
+  return proc_mem(true, dst, const_cast<char*>(static_cast<const char*>(src)), n);
 }
 
 void Tracker::end_recv(int slot, std::size_t received) {
@@ -319,16 +325,7 @@ bool Tracker::write_protected(void* dst, const void* src, std::size_t n) {
 
 bool Tracker::read_protected(void* dst, const void* src, std::size_t n) {
   std::lock_guard<std::mutex> g(mu_);
-  if (mem_fd_ < 0) return false;
-  auto* d = static_cast<char*>(dst);
-  auto from = reinterpret_cast<std::uintptr_t>(src);
-  while (n > 0) {
-    long r = sys::pread_raw(mem_fd_, d, n, static_cast<off_t>(from));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    d += r, from += static_cast<std::uintptr_t>(r), n -= static_cast<std::size_t>(r);
-  }
-  return true;
+  return proc_mem(false, reinterpret_cast<std::uintptr_t>(src), static_cast<char*>(dst), n);
 }
 
 bool Tracker::wait_conflicts(const void* p, std::size_t n, Use use) {

@@ -121,6 +121,7 @@ class Tracker {
   void reprotect_page(std::uintptr_t page) noexcept;
   std::uintptr_t pool_take(std::size_t len);
   void pool_put(std::uintptr_t addr, std::size_t len);
+  bool proc_mem(bool write, std::uintptr_t at, char* local, std::size_t n);
   bool copy_into_protected(std::uintptr_t dst, const void* src, std::size_t n);
   static bool protected_hook(std::uintptr_t lo, std::uintptr_t hi);
   static bool exclusive(std::uintptr_t lo, std::uintptr_t hi, const struct VmaInfo& vi);
