@@ -15,7 +15,11 @@
  * Every iteration is timed on rank 0 with MPI_Wtime; the median of the
  * per-iteration times is reported with min, max, mean and quartiles.  Output: one
  * JSON object per line and per (size, compute time), on standard output, from
- * rank 0 only.  Ranks above 1 only take part in the collectives.
+ * rank 0 only.  Ranks above 1 only take part in the collectives.  Each line
+ * also gives rank 0's process CPU time (all threads, user + system, getrusage)
+ * per timed iteration next to the wall time per iteration: when the two are
+ * equal the rank's core was busy the whole time, and no scheme can overlap more
+ * on that core.
  *
  * Options (sizes accept K/M/G suffixes, powers of 1024):
  *   -b SIZE   first size            (default 4K)
@@ -36,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "bench_util.h"
@@ -96,6 +101,14 @@ static void compute(double us) {
 /* ---- the benchmark -------------------------------------------------------------- */
 
 static volatile char read_sink;
+
+/* CPU time of the whole process (every thread, user + system), in seconds. */
+static double process_cpu(void) {
+  struct rusage ru;
+  if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
 
 static double iteration(int rank, char* buf, size_t size, double t_us, int i) {
   size_t last = size ? size - 1 : 0;
@@ -239,7 +252,10 @@ int main(int argc, char** argv) {
       MPI_Bcast(plan, 2, MPI_LONG, 0, MPI_COMM_WORLD);
       long iters = plan[1];
 
+      double cpu0 = process_cpu(), wall0 = MPI_Wtime();
       for (long i = 0; i < iters; ++i) times[i] = iteration(rank, buf, size, t_us, (int)i);
+      double cpu_per_iter = (process_cpu() - cpu0) / (double)iters;
+      double wall_per_iter = (MPI_Wtime() - wall0) / (double)iters;
 
       if (rank == 0) {
         double sum = 0;
@@ -249,10 +265,11 @@ int main(int argc, char** argv) {
         printf("{\"bench\":\"overlap\",\"mpi_library\":\"%s\",\"ranks\":%d,\"size\":%zu,"
                "\"compute_us\":%zu,\"compute_total_us\":%zu,\"compute_measured_us\":%.3f,\"reps\":%ld,"
                "\"warmup\":%ld,\"median_us\":%.3f,\"min_us\":%.3f,\"max_us\":%.3f,\"mean_us\":%.3f,"
-               "\"p25_us\":%.3f,\"p75_us\":%.3f}\n",
+               "\"p25_us\":%.3f,\"p75_us\":%.3f,\"cpu_us_per_iter\":%.1f,\"wall_us_per_iter\":%.1f}\n",
                lib, nranks, size, computes[c], 2 * computes[c], measured[c], iters, plan[0],
                quantile(times, n, 0.5) * 1e6, times[0] * 1e6, times[n - 1] * 1e6, sum / n * 1e6,
-               quantile(times, n, 0.25) * 1e6, quantile(times, n, 0.75) * 1e6);
+               quantile(times, n, 0.25) * 1e6, quantile(times, n, 0.75) * 1e6, cpu_per_iter * 1e6,
+               wall_per_iter * 1e6);
         fflush(stdout);
       }
     }

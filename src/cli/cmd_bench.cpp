@@ -239,6 +239,12 @@ struct Session {
   Options o;
   std::map<Key, Stat> stats;
   std::map<Key, std::vector<double>> compute_measured;
+  // Rank 0's process CPU time over wall time in the timed loop (1 = its core never idled).
+  std::map<Key, std::vector<double>> busy;
+  double busy_of(const std::string& program, const std::string& mode, std::uint64_t size, long c) const {
+    auto it = busy.find(Key{program, mode, size, c});
+    return it == busy.end() ? kNaN : median_of(it->second);
+  }
   json runs = json::array();
   json commands = json::object();
   std::map<std::string, std::string> failed;  // mode -> why (that mode stops being run)
@@ -314,6 +320,8 @@ struct Session {
       stats[k].rounds.push_back(j["median_us"].get<double>());
       if (j.contains("min_us")) stats[k].mins.push_back(j["min_us"].get<double>());
       if (j.contains("compute_measured_us")) compute_measured[k].push_back(j["compute_measured_us"].get<double>());
+      if (j.contains("cpu_us_per_iter") && j.contains("wall_us_per_iter") && j["wall_us_per_iter"].get<double>() > 0)
+        busy[k].push_back(j["cpu_us_per_iter"].get<double>() / j["wall_us_per_iter"].get<double>());
     }
     return true;
   }
@@ -572,7 +580,8 @@ Outcome bench_overlap(Options o, const std::string& title_prefix = "") {
   json points = json::array();
   fmt::print("\n{}Overlap microbenchmark, {} ranks, {} on {}: time per iteration, median over {} rounds of the per-run "
              "median (±half range over rounds)\n"
-             "optimal = max(2 x compute, t_comm), t_comm = plain ping-pong round trip; speedup = plain / tandem\n",
+             "optimal = max(2 x compute, t_comm), t_comm = plain ping-pong round trip; speedup = plain / tandem;\n"
+             "t.busy = CPU time of tandem's rank 0 (all threads, user + system) / wall time\n",
              title_prefix, o.np, o.mpi, o.where, o.rounds);
   plot::Figure fig;
   fig.title = fmt::format("Overlap microbenchmark: {}, {}, {} ranks", o.mpi, o.where, o.np);
@@ -586,7 +595,7 @@ Outcome bench_overlap(Options o, const std::string& title_prefix = "") {
     std::vector<std::string> head{"size", "t_comm", "optimal"};
     for (const auto& m : o.modes) head.push_back(m);
     head.insert(head.end(), {"plain/opt"});
-    if (has_t) head.insert(head.end(), {"tandem/opt", "speedup"});
+    if (has_t) head.insert(head.end(), {"tandem/opt", "speedup", "t.busy"});
     std::vector<std::vector<std::string>> rows;
     std::string ctitle = fmt::format("compute 2 × {}", plot::format_value(static_cast<double>(c), plot::Format::Microseconds));
     plot::Panel pan = panel(ctitle, size_axis(), axis("time per iteration", plot::Scale::Log, plot::Format::Microseconds));
@@ -605,7 +614,9 @@ Outcome bench_overlap(Options o, const std::string& title_prefix = "") {
       std::vector<std::string> row{fmt_size(size), fmt_time(t_comm), fmt_time(optimal)};
       for (const auto& m : o.modes) row.push_back(m == "plain" ? (plain ? plain->cell() : "-") : (tand ? tand->cell() : "-"));
       row.push_back(fmt_ratio(p_opt));
-      if (has_t) row.insert(row.end(), {fmt_ratio(t_opt), fmt_ratio(speedup)});
+      double t_busy = s.busy_of("overlap", "tandem", size, c);
+      if (has_t)
+        row.insert(row.end(), {fmt_ratio(t_opt), fmt_ratio(speedup), std::isfinite(t_busy) ? fmt::format("{:.0f}%", 100 * t_busy) : "-"});
       rows.push_back(row);
 
       std::vector<double> measured;
@@ -626,6 +637,8 @@ Outcome bench_overlap(Options o, const std::string& title_prefix = "") {
              {"plain_over_optimal", num(p_opt)},
              {"tandem_over_optimal", num(t_opt)},
              {"speedup", num(speedup)},
+             {"plain_cpu_busy", num(s.busy_of("overlap", "plain", size, c))},
+             {"tandem_cpu_busy", num(t_busy)},
              {"best",
               {{"optimal_us", num(std::max(total, comm ? comm->best : 0.0))},
                {"plain_over_optimal", num(plain ? plain->best / std::max(total, comm ? comm->best : 0.0) : kNaN)},

@@ -34,9 +34,7 @@ bool matches_our_mpi(const char* lib) {
   return name.find("libmpich") != std::string_view::npos || name.find("libmpi.so.12") != std::string_view::npos;
 }
 
-void wait_hook() {
-  if (runtime().engine.help() < 0) sched_yield();
-}
+int wait_hook() { return runtime().engine.help(); }
 
 }  // namespace
 

@@ -23,7 +23,7 @@ void Engine::start(Poller* poller, EngineOptions opts) {
   statuses_.reserve(1024 * kStatusBytes);
   stop_.store(false);
   running_.store(true, std::memory_order_release);
-  thread_ = std::thread([this] { thread_main(); });
+  if (opts.thread) thread_ = std::thread([this] { thread_main(); });
 }
 
 void Engine::stop() {
@@ -34,7 +34,7 @@ void Engine::stop() {
     stop_.store(true, std::memory_order_release);
   }
   in_cv_.notify_all();
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
   running_.store(false, std::memory_order_release);
 }
 
@@ -168,11 +168,13 @@ void Engine::thread_main() {
     // few microseconds; otherwise back off exponentially so a computing program keeps its core.
     // Never spin: on a machine whose cores all compute, a spinning thread takes the CPU from the
     // program and from the MPI library's other threads (measured: compute phases 2x longer).
-    bool eager = k == 0 && (urgent_waiters().load(std::memory_order_acquire) > 0 || now - last_progress < opts_.spin_us);
+    // k < 0: another thread is polling; sleep as briefly as when someone waits, and never
+    // spin on the lock (on a shared core the spinning thread would hold the CPU its holder
+    // needs).
+    bool eager = k < 0 || urgent_waiters().load(std::memory_order_acquire) > 0 || now - last_progress < opts_.spin_us;
     if (eager) sleep_us = 1;
     // Sleep on the bell: a thread that starts waiting for an operation rings it.
     std::uint32_t bell = progress_bell().load(std::memory_order_acquire);
-    if (!eager && urgent_waiters().load(std::memory_order_acquire) > 0) continue;
     futex_wait(&progress_bell(), bell, static_cast<long>(eager ? kEagerSleepUs : sleep_us) * 1000);
     if (eager) continue;
     sleep_us = std::min(sleep_us * 2, opts_.sleep_max_us);

@@ -32,6 +32,7 @@ struct EngineOptions {
   unsigned spin_us = 20;        // keep polling this long after the last completion
   unsigned sleep_max_us = 200;  // longest sleep between polls while work is outstanding
   unsigned slice_us = 100;      // scheduler slice requested for the progress thread (0: leave it)
+  bool thread = true;           // false: no background thread; waiting threads drive progress (help())
 };
 
 class Engine {

@@ -120,8 +120,13 @@ void Tracker::wait_slot(int slot, std::uint32_t gen, bool count_as_access) {
   if (slots_[slot].gen.load(std::memory_order_acquire) == gen) note_wait(slots_[slot]);
   begin_urgent_wait();
   while (slots_[slot].gen.load(std::memory_order_acquire) == gen) {
-    if (wait_hook_) wait_hook_();
-    else futex_wait(&slots_[slot].gen, gen, 10'000'000);
+    // Drive progress ourselves, then sleep until the completion wakes us (or briefly, to
+    // poll again): never yield in a loop, which on a core shared with the progress thread
+    // can leave both threads waiting for each other's scheduler slice (measured: 7 ms
+    // per round trip).
+    int k = wait_hook_ ? wait_hook_() : -1;
+    if (k <= 0 && slots_[slot].gen.load(std::memory_order_acquire) == gen)
+      futex_wait(&slots_[slot].gen, gen, wait_hook_ ? 30'000 : 10'000'000);
   }
   end_urgent_wait();
   if (count_as_access) {

@@ -83,7 +83,7 @@ class Tracker {
 
   // Called repeatedly while a thread waits outside a signal handler: lets the waiting
   // thread drive progress itself (set by the layer that owns the progress engine).
-  void set_wait_hook(void (*hook)()) noexcept { wait_hook_ = hook; }
+  void set_wait_hook(int (*hook)()) noexcept { wait_hook_ = hook; }
 
   // Handlers the program installed; tandem's stay installed and chain to these.
   struct sigaction* chained(int sig) noexcept;
@@ -136,7 +136,7 @@ class Tracker {
   std::vector<Region, PageAllocator<Region>> pool_;
   std::size_t pool_bytes_ = 0;
   int mem_fd_ = -1;  // /proc/self/mem, for the copy fallback
-  void (*wait_hook_)() = nullptr;
+  int (*wait_hook_)() = nullptr;
   bool adaptive_ = true;
   History history_[kHistory];
   void note_wait(Slot& s) noexcept;
