@@ -1,0 +1,83 @@
+// The collective algorithms: for each collective, named builders that emit one rank's
+// schedule (schedule.hpp). Free of MPI: the model and the simulator use them too.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coll/schedule.hpp"
+
+namespace tandem::coll {
+
+enum class Coll : std::uint8_t {
+  Bcast,
+  Reduce,
+  Allreduce,
+  Allgather,
+  Alltoall,
+  Gather,
+  Scatter,
+  ReduceScatterBlock,
+  Barrier,
+};
+constexpr int kCollCount = 9;
+
+const char* coll_name(Coll c);                    // "allreduce", "reduce_scatter_block", ...
+std::optional<Coll> parse_coll(std::string_view);  // the same names
+const std::vector<Coll>& all_colls();
+
+// One call of a collective as one rank sees it. Counts follow MPI: for Bcast, Reduce and
+// Allreduce `count` is the whole vector; for Allgather, Gather, Scatter, Alltoall and
+// Reduce_scatter_block it is one rank's block (sendcount / recvcount); Barrier ignores it.
+struct Args {
+  Coll coll = Coll::Barrier;
+  int rank = 0, size = 1, root = 0;
+  std::uint64_t count = 0;
+  std::uint32_t elem_size = 1;
+  bool in_place = false;     // MPI_IN_PLACE (at the root only, for Gather, Scatter and Reduce)
+  bool commutative = true;   // of the reduction operation
+  std::uint64_t segsize = 0; // bytes per segment, 0: no segmentation
+  int fanout = 0;            // 0: the algorithm's default
+};
+
+// The bytes of the caller's send and receive buffers a call uses (0 when unused, as on a
+// non-root rank's receive buffer of Reduce, or the send buffer of an in-place call).
+std::uint64_t send_bytes(const Args& a);
+std::uint64_t recv_bytes(const Args& a);
+
+struct Algorithm {
+  const char* name;
+  Coll coll;
+  bool segmented;           // takes a segment size
+  int default_fanout;       // 0: has no fan-out
+  bool commutative_only;    // reorders operands: refuses non-commutative operations
+  Schedule (*build)(const Args&);
+  const char* summary;
+};
+
+const std::vector<Algorithm>& algorithms(Coll c);
+const Algorithm* find_algorithm(Coll c, std::string_view name);
+
+// Builds and validates the schedule. Throws std::invalid_argument for a bad call (root
+// out of range, an operation the algorithm cannot combine in order, ...).
+Schedule build(const Algorithm& alg, const Args& a);
+
+// A choice: algorithm plus its parameters, as written in TANDEM_COLL_<COLL> and in rules
+// files: `name[:segsize[:fanout]]` with K/M suffixes on the segment size.
+struct Choice {
+  const Algorithm* alg = nullptr;
+  std::uint64_t segsize = 0;
+  int fanout = 0;
+  std::string str() const;
+};
+// tandem's built-in choice when neither a rules file nor TANDEM_COLL_<COLL> decides: a
+// small-message algorithm below 16 KiB per rank's data, a bandwidth one above (the
+// autotuner's rules replace it). `bytes` is the call's count times the element size.
+Choice default_choice(Coll c, int p, std::uint64_t bytes, bool commutative);
+
+// Parses `text` for collective c; on error returns nullopt and sets *why.
+std::optional<Choice> parse_choice(Coll c, std::string_view text, std::string* why);
+
+}  // namespace tandem::coll

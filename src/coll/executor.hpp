@@ -1,0 +1,65 @@
+// Runs one rank's schedule over a point-to-point transport: posts every step whose
+// dependencies are complete, runs local steps (reduce, copy) in whichever thread
+// completes their last dependency, and signals completion. Free of MPI.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "coll/reduce_ops.hpp"
+#include "coll/schedule.hpp"
+#include "transport/p2p.hpp"
+
+namespace tandem::coll {
+
+struct Buffers {
+  const void* send = nullptr;
+  void* recv = nullptr;
+};
+
+class Execution {
+ public:
+  // The schedule is shared (schedules may be cached and reused by several calls).
+  Execution(std::shared_ptr<const Schedule> s, Buffers b, Reducer r, transport::P2P* p2p, std::uint32_t seq);
+  ~Execution();
+  Execution(const Execution&) = delete;
+  Execution& operator=(const Execution&) = delete;
+
+  // Posts the steps without dependencies. Returns 0, or the first transport error.
+  int start() noexcept;
+  bool done() const noexcept { return done_.load(std::memory_order_acquire) != 0; }
+  int error() const noexcept { return error_.load(std::memory_order_acquire); }
+  // Until done: drives the transport and sleeps between polls (futex on the done word).
+  void wait() noexcept;
+
+ private:
+  struct Op : transport::Completion {
+    Execution* ex;
+    std::uint32_t step;
+  };
+  static void on_complete(transport::Completion* c, int err);
+  void finish_step(std::uint32_t step, std::vector<std::uint32_t>& ready);
+  void run_ready(std::vector<std::uint32_t>& ready);
+  void* addr(Loc l) const;
+  void signal_done() noexcept;
+
+  std::shared_ptr<const Schedule> s_;
+  Buffers b_;
+  Reducer r_;
+  transport::P2P* p2p_;
+  std::uint32_t seq_;
+  std::vector<unsigned char> tmp_;
+  std::vector<unsigned char> scratch_;          // for non-commutative user reductions
+  std::vector<std::uint32_t> waiting_;          // unfinished dependencies per step
+  std::vector<std::uint32_t> succ_begin_, succ_;  // successors, CSR
+  std::vector<Op> ops_;
+  std::mutex mu_;
+  std::uint32_t remaining_ = 0;  // steps not finished (guarded by mu_)
+  bool signalled_ = false;       // done_ set or about to be (guarded by mu_)
+  std::atomic<std::uint32_t> done_{0};
+  std::atomic<int> error_{0};
+};
+
+}  // namespace tandem::coll

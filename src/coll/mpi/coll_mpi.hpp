@@ -1,0 +1,69 @@
+// Running tandem's collectives on MPI communicators (compiled once per MPI): checks a call,
+// maps its datatype and operation, keeps one private duplicate communicator per program
+// communicator, builds the schedule and starts it on the progress engine. Shared by the
+// C++ API and the PMPI wrappers. Nothing here throws.
+#pragma once
+#include <mpi.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "coll/algorithms.hpp"
+#include "coll/executor.hpp"
+#include "progress/engine.hpp"
+#include "transport/mpi_p2p.hpp"
+#include "transport/mpi_transport.hpp"
+
+namespace tandem::coll {
+
+struct MpiCallSpec {
+  Coll coll;
+  const void* sendbuf;
+  void* recvbuf;
+  int count;
+  MPI_Datatype type;
+  MPI_Op op;  // MPI_OP_NULL for collectives without reduction
+  int root;
+  MPI_Comm comm;
+};
+
+struct MpiCall {
+  Choice choice;
+  Args args;
+  transport::P2P* p2p = nullptr;
+  MPI_Datatype user_type = MPI_DATATYPE_NULL;  // for operations applied with MPI_Reduce_local
+  MPI_Op user_op = MPI_OP_NULL;
+  std::unique_ptr<Execution> exec;  // last: destroyed (waited for) first
+};
+
+class MpiContext {
+ public:
+  // Whether tandem can run the call (intracommunicator, contiguous datatype, a reduction
+  // tandem can apply); if not, *why says what it cannot do. Cheap; no communication.
+  bool supported(const MpiCallSpec& s, std::string* why);
+  // Starts the call with `forced` or else the default choice; nullptr and *why when the
+  // call cannot run (unsupported, or the algorithm refuses the operation).
+  std::unique_ptr<MpiCall> start(const MpiCallSpec& s, const Choice* forced, std::string* why);
+  // Stops the progress thread after every started call completed (at MPI_Finalize).
+  void shutdown() noexcept;
+
+ private:
+  struct Channel {
+    MPI_Comm dup = MPI_COMM_NULL;
+    std::unique_ptr<transport::MpiP2P> p2p;
+    std::uint32_t seq = 0;
+  };
+  static int delete_channel(MPI_Comm, int, void* value, void*);
+  static int at_finalize(MPI_Comm, int, void*, void* extra);
+  Channel* channel(MPI_Comm comm);
+  void ensure_engine();
+
+  std::mutex mu_;
+  progress::Engine engine_;
+  transport::MpiPoller poller_;
+  bool engine_started_ = false;
+  int keyval_ = MPI_KEYVAL_INVALID;
+};
+
+}  // namespace tandem::coll

@@ -1,0 +1,149 @@
+#include "coll/rules.hpp"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <charconv>
+#include <fstream>
+#include <sstream>
+
+namespace tandem::coll {
+
+const Rule* Rules::match(Coll c, int p, std::uint64_t bytes) const {
+  for (const Rule& r : rules)
+    if (r.coll == c && p >= r.ranks_lo && p <= r.ranks_hi && bytes >= r.bytes_lo && bytes <= r.bytes_hi) return &r;
+  return nullptr;
+}
+
+namespace {
+
+bool number(std::string_view s, std::uint64_t* out, bool suffixes) {
+  std::uint64_t mult = 1;
+  if (suffixes && !s.empty()) {
+    char c = static_cast<char>(std::toupper(static_cast<unsigned char>(s.back())));
+    if (c == 'K' || c == 'M' || c == 'G') {
+      mult = c == 'K' ? 1ull << 10 : c == 'M' ? 1ull << 20 : 1ull << 30;
+      s.remove_suffix(1);
+    }
+  }
+  if (s.empty()) return false;
+  std::uint64_t v = 0;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v > UINT64_MAX / mult) return false;
+  *out = v * mult;
+  return true;
+}
+
+// `*`, `N`, `N-M`, `N-`.
+bool range(std::string_view s, std::uint64_t* lo, std::uint64_t* hi, bool suffixes) {
+  if (s == "*") return true;
+  std::size_t dash = s.find('-');
+  if (dash == std::string_view::npos) {
+    if (!number(s, lo, suffixes)) return false;
+    *hi = *lo;
+    return true;
+  }
+  if (!number(s.substr(0, dash), lo, suffixes)) return false;
+  std::string_view rest = s.substr(dash + 1);
+  if (rest.empty()) return true;
+  return number(rest, hi, suffixes) && *hi >= *lo;
+}
+
+std::vector<std::string_view> words(std::string_view line) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+    std::size_t j = i;
+    while (j < line.size() && !std::isspace(static_cast<unsigned char>(line[j]))) ++j;
+    if (j > i) out.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::optional<Rules> parse_rules(std::string_view text, const std::string& source, std::string* why) {
+  Rules out;
+  out.source = source;
+  bool header = false;
+  int lineno = 0;
+  auto fail = [&](const std::string& msg) -> std::optional<Rules> {
+    if (why) *why = fmt::format("{}:{}: {}", source, lineno, msg);
+    return std::nullopt;
+  };
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t nl = text.find('\n', pos);
+    std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
+    ++lineno;
+    std::size_t hash = line.find('#');
+    if (hash != std::string_view::npos) line = line.substr(0, hash);
+    auto w = words(line);
+    if (w.empty()) continue;
+    if (!header) {
+      if (w.size() != 2 || w[0] != "tandem-coll-rules")
+        return fail("the first line must be `tandem-coll-rules 1` (format and version)");
+      std::uint64_t v = 0;
+      if (!number(w[1], &v, false) || v != kRulesVersion)
+        return fail(fmt::format("rules format version `{}` is not supported (this tandem reads version {})", w[1],
+                                kRulesVersion));
+      header = true;
+      continue;
+    }
+    if (w.size() != 4) return fail("expected: collective ranks bytes algorithm[:segsize[:fanout]]");
+    Rule r;
+    r.line = lineno;
+    auto c = parse_coll(w[0]);
+    if (!c) {
+      std::string known;
+      for (Coll x : all_colls()) known += (known.empty() ? "" : ", ") + std::string(coll_name(x));
+      return fail(fmt::format("unknown collective `{}` (known: {})", w[0], known));
+    }
+    r.coll = *c;
+    std::uint64_t lo = 0, hi = INT32_MAX;
+    if (!range(w[1], &lo, &hi, false) || lo > INT32_MAX || hi > INT32_MAX)
+      return fail(fmt::format("rank range `{}` is not *, N, N-M or N-", w[1]));
+    r.ranks_lo = static_cast<int>(lo);
+    r.ranks_hi = static_cast<int>(hi);
+    if (!range(w[2], &r.bytes_lo, &r.bytes_hi, true))
+      return fail(fmt::format("size range `{}` is not *, N, N-M or N- (bytes, K/M/G allowed)", w[2]));
+    std::string bad;
+    auto ch = parse_choice(r.coll, w[3], &bad);
+    if (!ch) return fail(bad);
+    r.choice = *ch;
+    out.rules.push_back(r);
+  }
+  if (!header) return fail("empty rules file: the first line must be `tandem-coll-rules 1`");
+  return out;
+}
+
+std::optional<Rules> load_rules(const std::string& path, std::string* why) {
+  std::ifstream f(path);
+  if (!f) {
+    if (why) *why = fmt::format("cannot read rules file {}", path);
+    return std::nullopt;
+  }
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return parse_rules(ss.str(), path, why);
+}
+
+std::string format_rules(const Rules& r) {
+  std::string out = fmt::format("tandem-coll-rules {}\n# collective ranks bytes algorithm[:segsize[:fanout]]\n", kRulesVersion);
+  auto rng = [](std::uint64_t lo, std::uint64_t hi, std::uint64_t top) {
+    if (lo == 0 && hi >= top) return std::string("*");
+    if (hi >= top) return fmt::format("{}-", lo);
+    if (lo == hi) return fmt::format("{}", lo);
+    return fmt::format("{}-{}", lo, hi);
+  };
+  for (const Rule& x : r.rules)
+    out += fmt::format("{} {} {} {}\n", coll_name(x.coll), rng(static_cast<std::uint64_t>(x.ranks_lo),
+                                                               static_cast<std::uint64_t>(x.ranks_hi), INT32_MAX),
+                       rng(x.bytes_lo, x.bytes_hi, UINT64_MAX), x.choice.str());
+  return out;
+}
+
+}  // namespace tandem::coll

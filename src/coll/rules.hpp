@@ -1,0 +1,52 @@
+// Rules files: which algorithm tandem runs for a collective, by rank count and message
+// size. Written by hand or by the autotuner; read at MPI_Init (TANDEM_COLL_RULES).
+//
+//   # comments and blank lines are ignored
+//   tandem-coll-rules 1                      <- first line: format and version
+//   # collective  ranks   bytes      algorithm[:segsize[:fanout]]
+//   allreduce     2-8     0-16K      recursive_doubling
+//   allreduce     *       16K-       ring
+//   bcast         4-      1M-64M     pipeline:64K
+//   barrier       *       *          dissemination
+//
+// ranks and bytes are `*`, `N`, `N-M` (inclusive) or `N-` (N and up); bytes take K/M/G
+// suffixes (powers of 1024). The message size is the bytes of one rank's contribution:
+// count x datatype size (for Allgather, Alltoall, Gather, Scatter and Reduce_scatter_block
+// the per-rank block). For each call the first matching line of its collective wins;
+// a call no line matches runs tandem's default choice. Free of MPI.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "coll/algorithms.hpp"
+
+namespace tandem::coll {
+
+constexpr int kRulesVersion = 1;
+
+struct Rule {
+  Coll coll;
+  int ranks_lo = 0, ranks_hi = INT32_MAX;
+  std::uint64_t bytes_lo = 0, bytes_hi = UINT64_MAX;
+  Choice choice;
+  int line = 0;
+};
+
+struct Rules {
+  std::string source;  // file name, for messages
+  std::vector<Rule> rules;
+  // The first rule for (c, p, bytes), or nullptr.
+  const Rule* match(Coll c, int p, std::uint64_t bytes) const;
+};
+
+// Parses rules text; on error returns nullopt and sets *why to "SOURCE:LINE: what".
+std::optional<Rules> parse_rules(std::string_view text, const std::string& source, std::string* why);
+// Reads and parses a file (errors: cannot read, or as parse_rules).
+std::optional<Rules> load_rules(const std::string& path, std::string* why);
+// The text of rules (the format above), e.g. for the autotuner.
+std::string format_rules(const Rules& r);
+
+}  // namespace tandem::coll
