@@ -1,13 +1,34 @@
 #include <fmt/format.h>
 
 #include "cli/cli.hpp"
+#include "coll/algorithms.hpp"
 #include "common/config.hpp"
 
 namespace tandem::cli {
 
 void add_info(CLI::App& app) {
   auto* cmd = app.add_subcommand("info", "List every TANDEM_* setting with its value and meaning");
+  static bool algorithms = false, verbose = false;
+  cmd->add_flag("--algorithms", algorithms,
+                "List every collective's algorithms, one line per collective: the names TANDEM_COLL_<COLL> accepts");
+  cmd->add_flag("-v,--verbose", verbose, "With --algorithms: one line per algorithm, with its parameters and summary");
   cmd->callback([] {
+    if (algorithms) {
+      for (coll::Coll c : coll::all_colls()) {
+        if (!verbose) {
+          std::string names;
+          for (const auto& a : coll::algorithms(c)) names += (names.empty() ? "" : ", ") + std::string(a.name);
+          fmt::print("{}: {}\n", coll::coll_name(c), names);
+          continue;
+        }
+        fmt::print("{}:\n", coll::coll_name(c));
+        for (const auto& a : coll::algorithms(c))
+          fmt::print("  {:28} {}{}{}{}\n", a.name, a.segmented ? "[segsize] " : "",
+                     a.default_fanout ? fmt::format("[fanout, default {}] ", a.default_fanout) : "",
+                     a.commutative_only ? "[commutative operations only] " : "", a.summary);
+      }
+      return;
+    }
     Config cfg;
     std::string errors = load_config(cfg);
     fmt::print("tandem 0.1.0\n");

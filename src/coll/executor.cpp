@@ -62,7 +62,7 @@ int Execution::start() noexcept {
     if (finished) signalled_ = true;
     err = error();
   }
-  if (finished) signal_done();
+  if (finished) signal_done();  // may destroy this object (on-done function)
   return err;
 }
 
@@ -114,10 +114,14 @@ void Execution::finish_step(std::uint32_t step, std::vector<std::uint32_t>& read
 
 void Execution::signal_done() noexcept {
   // After the store a waiter may return and destroy this object: nothing but the wake-up
-  // (harmless on a reused word: futex waiters re-check) may follow.
+  // (harmless on a reused word: futex waiters re-check) and the on-done function, copied
+  // first, may follow.
+  void (*fn)(void*) = on_done_;
+  void* arg = on_done_arg_;
   std::atomic<std::uint32_t>* word = &done_;
   word->store(1, std::memory_order_release);
   futex_wake_all(word);
+  if (fn) fn(arg);
 }
 
 void Execution::on_complete(transport::Completion* c, int err) {

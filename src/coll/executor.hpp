@@ -27,7 +27,11 @@ class Execution {
   Execution(const Execution&) = delete;
   Execution& operator=(const Execution&) = delete;
 
-  // Posts the steps without dependencies. Returns 0, or the first transport error.
+  // fn(arg) runs once the call is done, in the thread that finished it (after done() turned
+  // true; it may destroy this object). Set before start().
+  void set_on_done(void (*fn)(void*), void* arg) noexcept { on_done_ = fn, on_done_arg_ = arg; }
+  // Posts the steps without dependencies. Returns 0, or the first transport error. With an
+  // on_done function set, the object may be gone when start() returns.
   int start() noexcept;
   bool done() const noexcept { return done_.load(std::memory_order_acquire) != 0; }
   int error() const noexcept { return error_.load(std::memory_order_acquire); }
@@ -58,6 +62,8 @@ class Execution {
   std::mutex mu_;
   std::uint32_t remaining_ = 0;  // steps not finished (guarded by mu_)
   bool signalled_ = false;       // done_ set or about to be (guarded by mu_)
+  void (*on_done_)(void*) = nullptr;
+  void* on_done_arg_ = nullptr;
   std::atomic<std::uint32_t> done_{0};
   std::atomic<int> error_{0};
 };

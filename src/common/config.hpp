@@ -23,6 +23,11 @@ struct Config {
   unsigned max_ops = 4096;               // TANDEM_MAX_OPS
   int verbose = 0;                       // TANDEM_VERBOSE
   std::string mpi = "auto";              // TANDEM_MPI (used by `tandem run`)
+  // Collectives (coll/algorithms.hpp): per collective, in the order of coll::Coll, the
+  // algorithm forced by TANDEM_COLL_<COLL> ("" none, "mpi" the MPI library's own).
+  std::string coll_forced[9];
+  std::string coll_rules;                // TANDEM_COLL_RULES: rules file ("" none)
+  bool coll_overlap = false;             // TANDEM_COLL_OVERLAP
 };
 
 struct SettingInfo {
@@ -30,7 +35,8 @@ struct SettingInfo {
   std::string_view default_value;
   std::string_view accepted;  // what values are accepted, for `tandem info`
   std::string_view help;
-  bool (*apply)(std::string_view value, Config& cfg) noexcept;  // false: malformed
+  // false: malformed (a specific reason may be left in *detail, else `accepted` is shown)
+  bool (*apply)(std::string_view value, Config& cfg, std::string* detail) noexcept;
   std::string (*show)(const Config& cfg);                        // effective value
 };
 

@@ -1,4 +1,5 @@
-// MPI calls tandem does not defer but that take buffers: before handing them to the
+// MPI calls tandem does not defer but that take buffers (the collectives tandem runs
+// itself are in pmpi_coll.cpp): before handing them to the
 // MPI library, wait for deferred operations that conflict with those buffers (a pending
 // receive into memory that is about to be sent, or any pending operation on memory that
 // is about to be written). C ABI: nothing here throws.
@@ -21,11 +22,6 @@ inline void rd(const void* b, int c, MPI_Datatype t) {
 }
 inline void wr(const void* b, int c, MPI_Datatype t) {
   if (pending() && b != MPI_IN_PLACE) wait_for_buffer(b, c, t, Use::Write);
-}
-int comm_size(MPI_Comm comm) {
-  int n = 1;
-  PMPI_Comm_size(comm, &n);
-  return n;
 }
 }  // namespace
 
@@ -69,70 +65,6 @@ int MPI_Imrecv(void* buf, int count, MPI_Datatype dt, MPI_Message* msg, MPI_Requ
   wr(buf, count, dt);
   InternalScope internal;
   return PMPI_Imrecv(buf, count, dt, msg, req);
-}
-
-int MPI_Bcast(void* buf, int count, MPI_Datatype dt, int root, MPI_Comm comm) {
-  wr(buf, count, dt);
-  InternalScope internal;
-  return PMPI_Bcast(buf, count, dt, root, comm);
-}
-
-int MPI_Reduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op op, int root, MPI_Comm comm) {
-  rd(sbuf, count, dt);
-  wr(rbuf, count, dt);
-  InternalScope internal;
-  return PMPI_Reduce(sbuf, rbuf, count, dt, op, root, comm);
-}
-
-int MPI_Allreduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op op, MPI_Comm comm) {
-  rd(sbuf, count, dt);
-  wr(rbuf, count, dt);
-  InternalScope internal;
-  return PMPI_Allreduce(sbuf, rbuf, count, dt, op, comm);
-}
-
-int MPI_Gather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int rcount, MPI_Datatype rtype,
-               int root, MPI_Comm comm) {
-  rd(sbuf, scount, stype);
-  if (pending()) wr(rbuf, rcount * comm_size(comm), rtype);
-  InternalScope internal;
-  return PMPI_Gather(sbuf, scount, stype, rbuf, rcount, rtype, root, comm);
-}
-
-int MPI_Scatter(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int rcount, MPI_Datatype rtype,
-                int root, MPI_Comm comm) {
-  if (pending()) rd(sbuf, scount * comm_size(comm), stype);
-  wr(rbuf, rcount, rtype);
-  InternalScope internal;
-  return PMPI_Scatter(sbuf, scount, stype, rbuf, rcount, rtype, root, comm);
-}
-
-int MPI_Allgather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int rcount, MPI_Datatype rtype,
-                  MPI_Comm comm) {
-  rd(sbuf, scount, stype);
-  if (pending()) wr(rbuf, rcount * comm_size(comm), rtype);
-  InternalScope internal;
-  return PMPI_Allgather(sbuf, scount, stype, rbuf, rcount, rtype, comm);
-}
-
-int MPI_Alltoall(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int rcount, MPI_Datatype rtype,
-                 MPI_Comm comm) {
-  if (pending()) {
-    int n = comm_size(comm);
-    rd(sbuf, scount * n, stype);
-    wr(rbuf, rcount * n, rtype);
-  }
-  InternalScope internal;
-  return PMPI_Alltoall(sbuf, scount, stype, rbuf, rcount, rtype, comm);
-}
-
-int MPI_Reduce_scatter_block(const void* sbuf, void* rbuf, int rcount, MPI_Datatype dt, MPI_Op op, MPI_Comm comm) {
-  if (pending()) {
-    rd(sbuf, rcount * comm_size(comm), dt);
-    wr(rbuf, rcount, dt);
-  }
-  InternalScope internal;
-  return PMPI_Reduce_scatter_block(sbuf, rbuf, rcount, dt, op, comm);
 }
 
 int MPI_Scan(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op op, MPI_Comm comm) {

@@ -43,6 +43,7 @@ Runtime& runtime() { return immortal<Runtime>(); }
 int init(int* argc, char*** argv, int required, int* provided, bool thread_variant) {
   Runtime& rt = runtime();
   std::string errors = load_config(rt.cfg);
+  if (errors.empty()) errors = coll_init(rt.cfg);
   if (!errors.empty()) {
     std::fputs(errors.c_str(), stderr);
     std::fputs("tandem: fix the settings above (see `tandem info`)\n", stderr);
@@ -67,6 +68,19 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
   if (provided) *provided = granted;
   if (rc != MPI_SUCCESS) return rc;
   PMPI_Comm_rank(MPI_COMM_WORLD, &rt.rank);
+  // Whatever happens below, collectives can run tandem's algorithms: without the deferring
+  // machinery the engine has no thread, and the calling thread drives it while it waits.
+  struct CollectivesOnly {
+    Runtime& rt;
+    ~CollectivesOnly() {
+      if (!rt.engine.running()) {
+        progress::EngineOptions o{rt.cfg.spin_us, rt.cfg.sleep_max_us};
+        o.thread = false;
+        rt.engine.start(&rt.poller, o);
+      }
+      rt.coll_ready.store(true, std::memory_order_release);
+    }
+  } collectives_only{rt};
   if (granted < MPI_THREAD_MULTIPLE) {
     if (rt.rank == 0)
       log_message(-1, "the MPI library did not grant MPI_THREAD_MULTIPLE (got %d): every call is passed through",
@@ -110,9 +124,9 @@ int finalize() {
   if (rt.active.load()) {
     rt.engine.drain();
     protect::Tracker::instance().wait_all();
-    rt.engine.stop();
     rt.active.store(false, std::memory_order_release);
   }
+  if (rt.coll_ready.exchange(false)) rt.engine.stop();
   if (rt.cfg.stats) {
     Stats& s = stats();
     int rank = rt.rank;

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "common/config.hpp"
 #include "progress/engine.hpp"
@@ -16,7 +17,8 @@ namespace tandem::interpose {
 
 struct Runtime {
   Config cfg;
-  std::atomic<bool> active{false};  // deferring calls (MPI up, thread level granted)
+  std::atomic<bool> active{false};      // deferring calls (MPI up, thread level granted)
+  std::atomic<bool> coll_ready{false};  // collectives may run tandem's algorithms (MPI up)
   int rank = -1;
   progress::Engine engine;
   transport::MpiPoller poller;
@@ -24,6 +26,10 @@ struct Runtime {
 
 Runtime& runtime();
 inline bool active() { return runtime().active.load(std::memory_order_acquire); }
+inline bool coll_ready() { return runtime().coll_ready.load(std::memory_order_acquire); }
+
+// Reads the collectives' settings (forced algorithms, rules file); returns error messages.
+std::string coll_init(const Config& cfg);
 
 // MPI_Init and MPI_Init_thread.
 int init(int* argc, char*** argv, int required, int* provided, bool thread_variant);

@@ -58,6 +58,12 @@ bool MpiContext::supported(const MpiCallSpec& s, std::string* why) {
 }
 
 std::unique_ptr<MpiCall> MpiContext::start(const MpiCallSpec& s, const Choice* forced, std::string* why) {
+  auto call = prepare(s, forced, why);
+  if (call) call->exec->start();
+  return call;
+}
+
+std::unique_ptr<MpiCall> MpiContext::prepare(const MpiCallSpec& s, const Choice* forced, std::string* why) {
   if (!supported(s, why)) return nullptr;
   auto call = std::make_unique<MpiCall>();
   int rank = 0, p = 1;
@@ -123,7 +129,6 @@ std::unique_ptr<MpiCall> MpiContext::start(const MpiCallSpec& s, const Choice* f
     seq = ch->seq++;
   }
   call->exec = std::make_unique<Execution>(std::move(sched), b, r, ch->p2p.get(), seq);
-  call->exec->start();
   return call;
 }
 
@@ -140,7 +145,7 @@ int MpiContext::at_finalize(MPI_Comm, int, void*, void* extra) {
 }
 
 void MpiContext::ensure_engine() {
-  if (engine_started_) return;
+  if (engine_started_ || external_) return;
   int level = MPI_THREAD_SINGLE;
   PMPI_Query_thread(&level);
   progress::EngineOptions opts;
@@ -167,7 +172,7 @@ MpiContext::Channel* MpiContext::channel(MPI_Comm comm) {
   // called in the same order everywhere), so the duplication, itself collective, matches.
   auto ch = std::make_unique<Channel>();
   if (PMPI_Comm_dup(comm, &ch->dup) != MPI_SUCCESS) return nullptr;
-  ch->p2p = std::make_unique<transport::MpiP2P>(ch->dup, &engine_);
+  ch->p2p = std::make_unique<transport::MpiP2P>(ch->dup, external_ ? external_ : &engine_);
   std::lock_guard<std::mutex> g(mu_);
   PMPI_Comm_set_attr(comm, keyval_, ch.get());
   return ch.release();

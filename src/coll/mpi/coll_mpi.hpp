@@ -39,12 +39,19 @@ struct MpiCall {
 
 class MpiContext {
  public:
+  // With an engine, runs calls on it (the preload library's); without, starts its own at
+  // the first call (the C++ API), with a thread when MPI_THREAD_MULTIPLE was granted.
+  explicit MpiContext(progress::Engine* engine = nullptr) : external_(engine) {}
   // Whether tandem can run the call (intracommunicator, contiguous datatype, a reduction
   // tandem can apply); if not, *why says what it cannot do. Cheap; no communication.
   bool supported(const MpiCallSpec& s, std::string* why);
   // Starts the call with `forced` or else the default choice; nullptr and *why when the
   // call cannot run (unsupported, or the algorithm refuses the operation).
   std::unique_ptr<MpiCall> start(const MpiCallSpec& s, const Choice* forced, std::string* why);
+  // The same in two halves: prepare() checks the call, builds the schedule and makes its
+  // execution (with the spec's buffers) without starting it; the caller may then set an
+  // on-done function and start it (call->exec->start()).
+  std::unique_ptr<MpiCall> prepare(const MpiCallSpec& s, const Choice* forced, std::string* why);
   // Stops the progress thread after every started call completed (at MPI_Finalize).
   void shutdown() noexcept;
 
@@ -60,6 +67,7 @@ class MpiContext {
   void ensure_engine();
 
   std::mutex mu_;
+  progress::Engine* external_ = nullptr;
   progress::Engine engine_;
   transport::MpiPoller poller_;
   bool engine_started_ = false;

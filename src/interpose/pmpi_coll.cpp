@@ -1,0 +1,481 @@
+// Blocking collectives under `tandem run`. For MPI_Bcast, MPI_Reduce, MPI_Allreduce,
+// MPI_Allgather, MPI_Alltoall, MPI_Gather, MPI_Scatter, MPI_Reduce_scatter_block and
+// MPI_Barrier, on any intracommunicator:
+//   - the algorithm: TANDEM_COLL_<COLL> (forced), else the first matching line of the
+//     TANDEM_COLL_RULES file, else the MPI library's own; a call tandem cannot run
+//     (a non-contiguous datatype, a user operation an algorithm cannot keep in rank
+//     order, an intercommunicator, ...) goes to the MPI library unchanged;
+//   - with TANDEM_COLL_OVERLAP=1 (not MPI_Barrier, whose meaning is the waiting), the call
+//     returns at once: the send side is made read-only, the receive side is written
+//     through a bounce buffer swapped in at completion (the point-to-point design, see
+//     docs/overlap.md), an in-place input is copied first; the collective (tandem's, or
+//     the MPI library's nonblocking one) completes in the background.
+// Before anything, deferred operations that conflict with the buffers are waited for.
+// C ABI: nothing here throws.
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+
+#include "coll/mpi/coll_mpi.hpp"
+#include "coll/rules.hpp"
+#include "common/log.hpp"
+#include "common/stats.hpp"
+#include "common/thread_flags.hpp"
+#include "interpose/runtime.hpp"
+
+using tandem::InternalScope;
+using tandem::stats;
+using tandem::coll::Coll;
+using tandem::coll::MpiCallSpec;
+using tandem::interpose::active;
+using tandem::interpose::runtime;
+using tandem::protect::Tracker;
+using tandem::protect::Use;
+
+namespace tandem::interpose {
+
+namespace {
+
+struct CollState {
+  std::unique_ptr<coll::MpiContext> ctx;
+  std::optional<coll::Rules> rules;
+  std::optional<coll::Choice> forced[coll::kCollCount];
+  bool force_mpi[coll::kCollCount] = {};
+  std::atomic<bool> warned[coll::kCollCount] = {};
+};
+
+CollState& state() {
+  static CollState* s = new CollState();  // lives to the end of the process
+  return *s;
+}
+
+}  // namespace
+
+std::string coll_init(const Config& cfg) {
+  CollState& s = state();
+  s.ctx = std::make_unique<coll::MpiContext>(&runtime().engine);
+  std::string errors;
+  try {
+    for (Coll c : coll::all_colls()) {
+      auto i = static_cast<std::size_t>(c);
+      const std::string& v = cfg.coll_forced[i];
+      if (v.empty()) continue;
+      if (v == "mpi") {
+        s.force_mpi[i] = true;
+        continue;
+      }
+      std::string why;
+      s.forced[i] = coll::parse_choice(c, v, &why);
+      if (!s.forced[i]) errors += "tandem: invalid TANDEM_COLL_" + std::string(coll::coll_name(c)) + ": " + why + "\n";
+    }
+    if (!cfg.coll_rules.empty()) {
+      std::string why;
+      s.rules = coll::load_rules(cfg.coll_rules, &why);
+      if (!s.rules) errors += "tandem: invalid TANDEM_COLL_RULES: " + why + "\n";
+    }
+  } catch (const std::exception& e) {
+    errors += std::string("tandem: collectives: ") + e.what() + "\n";
+  }
+  return errors;
+}
+
+}  // namespace tandem::interpose
+
+namespace {
+
+struct Region {
+  const void* p = nullptr;
+  std::size_t bytes = 0;
+};
+
+// What one call reads and writes in the caller's memory.
+struct Regions {
+  Region send;   // read from the send buffer
+  Region input;  // an in-place input, read from the receive buffer
+  Region recv;   // written (the receive buffer)
+  Region dirty;  // what the MPI library may write besides the result (in-place scratch)
+};
+
+int comm_size(MPI_Comm comm) {
+  int n = 1;
+  PMPI_Comm_size(comm, &n);
+  return n;
+}
+int comm_rank(MPI_Comm comm) {
+  int r = 0;
+  PMPI_Comm_rank(comm, &r);
+  return r;
+}
+std::size_t type_size(MPI_Datatype t) {
+  int s = 0;
+  if (PMPI_Type_size(t, &s) != MPI_SUCCESS || s < 0) return 0;
+  return static_cast<std::size_t>(s);
+}
+const char* at(const void* p, std::size_t off) { return static_cast<const char*>(p) + off; }
+
+bool pending() { return Tracker::instance().initialised() && Tracker::instance().any_active(); }
+
+void wait_region(const Region& r, Use use) {
+  if (r.p && r.p != MPI_IN_PLACE && r.bytes) Tracker::instance().wait_conflicts(r.p, r.bytes, use);
+}
+
+using Blocking = int (*)(const MpiCallSpec&);
+using Nonblocking = int (*)(const MpiCallSpec&, MPI_Request*);
+
+// A collective running in the background with its buffers protected.
+struct Background {
+  int slot_send = -1, slot_recv = -1;
+  std::size_t recv_bytes = 0;
+  void* temp = nullptr;
+  std::unique_ptr<tandem::coll::MpiCall> call;
+};
+
+void finish(void* arg) {
+  auto* bg = static_cast<Background*>(arg);
+  auto& tr = Tracker::instance();
+  if (bg->slot_send >= 0) tr.end_send(bg->slot_send);
+  if (bg->slot_recv >= 0) tr.end_recv(bg->slot_recv, bg->recv_bytes);
+  std::free(bg->temp);
+  // The execution (if any) is done: destroying it does not wait.
+  delete bg;
+}
+void finish_request(void* arg, const void* /*status*/) { finish(arg); }
+
+// The rank count and message size the rules see, and the choice for them.
+const tandem::coll::Choice* choose(Coll c, const MpiCallSpec& s, std::size_t bytes) {
+  auto& st = tandem::interpose::state();
+  auto i = static_cast<std::size_t>(c);
+  if (st.force_mpi[i]) return nullptr;
+  if (st.forced[i]) return &*st.forced[i];
+  if (st.rules) {
+    const auto* r = st.rules->match(c, comm_size(s.comm), bytes);
+    if (r) return &r->choice;
+  }
+  return nullptr;
+}
+
+void note_fallback(Coll c, const std::string& why) {
+  auto& st = tandem::interpose::state();
+  auto i = static_cast<std::size_t>(c);
+  if (runtime().cfg.verbose >= 1 && !st.warned[i].exchange(true))
+    tandem::log_message(runtime().rank, "MPI_%s goes to the MPI library: %s", tandem::coll::coll_name(c), why.c_str());
+}
+
+// Starts the call in the background; false (nothing changed) when it cannot.
+bool start_background(Coll c, const MpiCallSpec& spec, const Regions& rg, const tandem::coll::Choice* choice,
+                      Nonblocking nonblocking) {
+  auto& tr = Tracker::instance();
+  auto bg = std::make_unique<Background>();
+  MpiCallSpec s2 = spec;
+  auto undo = [&] {
+    if (bg->slot_recv >= 0) tr.cancel_recv(bg->slot_recv);
+    if (bg->slot_send >= 0) tr.end_send(bg->slot_send);
+    std::free(bg->temp);
+    bg->temp = nullptr;
+    return false;
+  };
+  if (rg.input.bytes) {  // in place: run the call on a copy of the input instead
+    bg->temp = std::malloc(rg.input.bytes);
+    if (!bg->temp) return false;
+    std::memcpy(bg->temp, rg.input.p, rg.input.bytes);
+    s2.sendbuf = bg->temp;
+  }
+  if (c == Coll::Bcast && rg.send.bytes) {
+    // The root's buffer: the program may read it but not write it; the call works on a
+    // copy (some algorithms write the root's buffer too, with the same bytes).
+    bg->temp = std::malloc(rg.send.bytes);
+    if (!bg->temp) return false;
+    std::memcpy(bg->temp, rg.send.p, rg.send.bytes);
+    s2.recvbuf = bg->temp;
+  }
+  if (rg.send.bytes && rg.send.p != MPI_IN_PLACE) {
+    bg->slot_send = tr.begin_send(rg.send.p, rg.send.bytes);
+    if (bg->slot_send < 0) return undo();
+  }
+  if (rg.recv.bytes) {
+    void* dst = nullptr;
+    bg->slot_recv = tr.begin_recv(const_cast<void*>(rg.recv.p), rg.recv.bytes, &dst);
+    if (bg->slot_recv < 0) return undo();
+    bg->recv_bytes = rg.recv.bytes;
+    s2.recvbuf = static_cast<char*>(dst) + (static_cast<const char*>(spec.recvbuf) - static_cast<const char*>(rg.recv.p));
+  }
+  std::size_t bytes = rg.send.bytes + rg.input.bytes + rg.recv.bytes;
+  if (choice) {
+    std::string why;
+    bg->call = tandem::interpose::state().ctx->prepare(s2, choice, &why);
+    if (bg->call) {
+      Background* raw = bg.release();
+      raw->call->exec->set_on_done(finish, raw);
+      stats().deferred.fetch_add(1, std::memory_order_relaxed);
+      stats().bytes_deferred.fetch_add(bytes, std::memory_order_relaxed);
+      raw->call->exec->start();  // raw may be gone from here on
+      return true;
+    }
+    note_fallback(c, why);
+  }
+  MPI_Request req;
+  int rc;
+  {
+    InternalScope internal;
+    rc = nonblocking(s2, &req);
+  }
+  if (rc != MPI_SUCCESS) return undo();
+  stats().deferred.fetch_add(1, std::memory_order_relaxed);
+  stats().bytes_deferred.fetch_add(bytes, std::memory_order_relaxed);
+  runtime().engine.submit(tandem::transport::to_handle(req), finish_request, bg.release());
+  return true;
+}
+
+int run(Coll c, const MpiCallSpec& spec, const Regions& rg, std::size_t bytes, Blocking blocking,
+        Nonblocking nonblocking) {
+  if (!tandem::interpose::coll_ready()) {
+    InternalScope internal;
+    return blocking(spec);
+  }
+  stats().intercepted.fetch_add(1, std::memory_order_relaxed);
+  if (pending()) {
+    wait_region(rg.send, Use::Read);
+    wait_region(rg.input, Use::Write);
+    wait_region(rg.recv, Use::Write);
+    wait_region(rg.dirty, Use::Write);
+  }
+  const auto* choice = choose(c, spec, bytes);
+  const auto& cfg = runtime().cfg;
+  std::size_t largest = std::max({rg.send.bytes, rg.input.bytes, rg.recv.bytes});
+  if (active() && cfg.coll_overlap && c != Coll::Barrier && largest >= cfg.threshold && nonblocking &&
+      start_background(c, spec, rg, choice, nonblocking))
+    return MPI_SUCCESS;
+  if (choice) {
+    std::string why;
+    auto call = tandem::interpose::state().ctx->start(spec, choice, &why);
+    if (call) {
+      call->exec->wait();
+      return call->exec->error();
+    }
+    note_fallback(c, why);
+  }
+  stats().passthrough.fetch_add(1, std::memory_order_relaxed);
+  InternalScope internal;
+  return blocking(spec);
+}
+
+Region region(const void* p, std::size_t bytes) { return Region{p, bytes}; }
+
+}  // namespace
+
+extern "C" {
+
+int MPI_Bcast(void* buf, int count, MPI_Datatype dt, int root, MPI_Comm comm) {
+  MpiCallSpec s{Coll::Bcast, nullptr, buf, count, dt, MPI_OP_NULL, root, comm};
+  Regions rg;
+  std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(dt);
+  if (tandem::interpose::coll_ready()) (comm_rank(comm) == root ? rg.send : rg.recv) = region(buf, n);
+  return run(Coll::Bcast, s, rg, n,
+             [](const MpiCallSpec& x) { return PMPI_Bcast(x.recvbuf, x.count, x.type, x.root, x.comm); },
+             [](const MpiCallSpec& x, MPI_Request* r) { return PMPI_Ibcast(x.recvbuf, x.count, x.type, x.root, x.comm, r); });
+}
+
+int MPI_Reduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op op, int root, MPI_Comm comm) {
+  MpiCallSpec s{Coll::Reduce, sbuf, rbuf, count, dt, op, root, comm};
+  Regions rg;
+  std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(dt);
+  if (tandem::interpose::coll_ready()) {
+    bool is_root = comm_rank(comm) == root;
+    if (sbuf == MPI_IN_PLACE && is_root) rg.input = region(rbuf, n);
+    else rg.send = region(sbuf, n);
+    if (is_root) rg.recv = region(rbuf, n);
+  }
+  return run(Coll::Reduce, s, rg, n,
+             [](const MpiCallSpec& x) { return PMPI_Reduce(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.root, x.comm); },
+             [](const MpiCallSpec& x, MPI_Request* r) {
+               return PMPI_Ireduce(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.root, x.comm, r);
+             });
+}
+
+int MPI_Allreduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op op, MPI_Comm comm) {
+  MpiCallSpec s{Coll::Allreduce, sbuf, rbuf, count, dt, op, 0, comm};
+  Regions rg;
+  std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(dt);
+  if (tandem::interpose::coll_ready()) {
+    if (sbuf == MPI_IN_PLACE) rg.input = region(rbuf, n);
+    else rg.send = region(sbuf, n);
+    rg.recv = region(rbuf, n);
+  }
+  return run(Coll::Allreduce, s, rg, n,
+             [](const MpiCallSpec& x) { return PMPI_Allreduce(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.comm); },
+             [](const MpiCallSpec& x, MPI_Request* r) {
+               return PMPI_Iallreduce(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.comm, r);
+             });
+}
+
+// The data-moving collectives with separate send and receive signatures: tandem runs them
+// when both sides use the same datatype and count (else: the MPI library).
+#define TANDEM_SAME_SIGNATURE(SCOUNT, STYPE, RCOUNT, RTYPE) ((SCOUNT) == (RCOUNT) && (STYPE) == (RTYPE))
+
+int MPI_Allgather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int rcount, MPI_Datatype rtype,
+                  MPI_Comm comm) {
+  bool ip = sbuf == MPI_IN_PLACE;
+  if (!ip && !TANDEM_SAME_SIGNATURE(scount, stype, rcount, rtype)) {
+    if (pending()) {
+      wait_region(region(sbuf, static_cast<std::size_t>(scount > 0 ? scount : 0) * type_size(stype)), Use::Read);
+      wait_region(region(rbuf, static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype) * comm_size(comm)),
+                  Use::Write);
+    }
+    InternalScope internal;
+    return PMPI_Allgather(sbuf, scount, stype, rbuf, rcount, rtype, comm);
+  }
+  MpiCallSpec s{Coll::Allgather, sbuf, rbuf, rcount, rtype, MPI_OP_NULL, 0, comm};
+  Regions rg;
+  std::size_t n = static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype);
+  if (tandem::interpose::coll_ready()) {
+    std::size_t p = static_cast<std::size_t>(comm_size(comm)), r = static_cast<std::size_t>(comm_rank(comm));
+    if (ip) rg.input = region(at(rbuf, r * n), n);
+    else rg.send = region(sbuf, n);
+    rg.recv = region(rbuf, p * n);
+  }
+  return run(Coll::Allgather, s, rg, n,
+             [](const MpiCallSpec& x) {
+               return PMPI_Allgather(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.comm);
+             },
+             [](const MpiCallSpec& x, MPI_Request* r) {
+               return PMPI_Iallgather(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.comm, r);
+             });
+}
+
+int MPI_Alltoall(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int rcount, MPI_Datatype rtype,
+                 MPI_Comm comm) {
+  bool ip = sbuf == MPI_IN_PLACE;
+  if (!ip && !TANDEM_SAME_SIGNATURE(scount, stype, rcount, rtype)) {
+    if (pending()) {
+      std::size_t p = static_cast<std::size_t>(comm_size(comm));
+      wait_region(region(sbuf, static_cast<std::size_t>(scount > 0 ? scount : 0) * type_size(stype) * p), Use::Read);
+      wait_region(region(rbuf, static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype) * p), Use::Write);
+    }
+    InternalScope internal;
+    return PMPI_Alltoall(sbuf, scount, stype, rbuf, rcount, rtype, comm);
+  }
+  MpiCallSpec s{Coll::Alltoall, sbuf, rbuf, rcount, rtype, MPI_OP_NULL, 0, comm};
+  Regions rg;
+  std::size_t n = static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype);
+  if (tandem::interpose::coll_ready()) {
+    std::size_t p = static_cast<std::size_t>(comm_size(comm));
+    if (ip) rg.input = region(rbuf, p * n);
+    else rg.send = region(sbuf, p * n);
+    rg.recv = region(rbuf, p * n);
+  }
+  return run(Coll::Alltoall, s, rg, n,
+             [](const MpiCallSpec& x) {
+               return PMPI_Alltoall(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.comm);
+             },
+             [](const MpiCallSpec& x, MPI_Request* r) {
+               return PMPI_Ialltoall(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.comm, r);
+             });
+}
+
+int MPI_Gather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int rcount, MPI_Datatype rtype, int root,
+               MPI_Comm comm) {
+  int rank = comm_rank(comm);
+  bool is_root = rank == root, ip = is_root && sbuf == MPI_IN_PLACE;
+  // Every rank must decide alike: non-roots only know the send side, so the call goes to
+  // tandem by the send signature, and the root checks that its receive side matches.
+  int count = ip ? rcount : scount;
+  MPI_Datatype type = ip ? rtype : stype;
+  if (is_root && !ip && !TANDEM_SAME_SIGNATURE(scount, stype, rcount, rtype)) {
+    if (pending()) {
+      wait_region(region(sbuf, static_cast<std::size_t>(scount > 0 ? scount : 0) * type_size(stype)), Use::Read);
+      wait_region(region(rbuf, static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype) * comm_size(comm)),
+                  Use::Write);
+    }
+    InternalScope internal;
+    return PMPI_Gather(sbuf, scount, stype, rbuf, rcount, rtype, root, comm);
+  }
+  MpiCallSpec s{Coll::Gather, sbuf, rbuf, count, type, MPI_OP_NULL, root, comm};
+  Regions rg;
+  std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(type);
+  if (tandem::interpose::coll_ready()) {
+    std::size_t p = static_cast<std::size_t>(comm_size(comm));
+    if (ip) rg.input = region(at(rbuf, static_cast<std::size_t>(rank) * n), n);
+    else rg.send = region(sbuf, n);
+    if (is_root) rg.recv = region(rbuf, p * n);
+  }
+  return run(Coll::Gather, s, rg, n,
+             [](const MpiCallSpec& x) {
+               return PMPI_Gather(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.root, x.comm);
+             },
+             [](const MpiCallSpec& x, MPI_Request* r) {
+               return PMPI_Igather(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.root, x.comm, r);
+             });
+}
+
+int MPI_Scatter(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int rcount, MPI_Datatype rtype, int root,
+                MPI_Comm comm) {
+  int rank = comm_rank(comm);
+  bool is_root = rank == root, ip = is_root && rbuf == MPI_IN_PLACE;
+  int count = ip ? scount : rcount;
+  MPI_Datatype type = ip ? stype : rtype;
+  if (is_root && !ip && !TANDEM_SAME_SIGNATURE(scount, stype, rcount, rtype)) {
+    if (pending()) {
+      wait_region(region(sbuf, static_cast<std::size_t>(scount > 0 ? scount : 0) * type_size(stype) * comm_size(comm)),
+                  Use::Read);
+      wait_region(region(rbuf, static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype)), Use::Write);
+    }
+    InternalScope internal;
+    return PMPI_Scatter(sbuf, scount, stype, rbuf, rcount, rtype, root, comm);
+  }
+  MpiCallSpec s{Coll::Scatter, sbuf, rbuf, count, type, MPI_OP_NULL, root, comm};
+  Regions rg;
+  std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(type);
+  if (tandem::interpose::coll_ready()) {
+    if (is_root) rg.send = region(sbuf, static_cast<std::size_t>(comm_size(comm)) * n);
+    if (!ip) rg.recv = region(rbuf, n);
+  }
+  return run(Coll::Scatter, s, rg, n,
+             [](const MpiCallSpec& x) {
+               return PMPI_Scatter(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.root, x.comm);
+             },
+             [](const MpiCallSpec& x, MPI_Request* r) {
+               return PMPI_Iscatter(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.root, x.comm, r);
+             });
+}
+
+int MPI_Reduce_scatter_block(const void* sbuf, void* rbuf, int rcount, MPI_Datatype dt, MPI_Op op, MPI_Comm comm) {
+  MpiCallSpec s{Coll::ReduceScatterBlock, sbuf, rbuf, rcount, dt, op, 0, comm};
+  Regions rg;
+  std::size_t n = static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(dt);
+  if (tandem::interpose::coll_ready()) {
+    std::size_t p = static_cast<std::size_t>(comm_size(comm));
+    if (sbuf == MPI_IN_PLACE) {
+      rg.input = region(rbuf, p * n);
+      rg.dirty = region(rbuf, p * n);
+    } else {
+      rg.send = region(sbuf, p * n);
+    }
+    rg.recv = region(rbuf, n);
+  }
+  return run(Coll::ReduceScatterBlock, s, rg, n,
+             [](const MpiCallSpec& x) {
+               return PMPI_Reduce_scatter_block(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.comm);
+             },
+             [](const MpiCallSpec& x, MPI_Request* r) {
+               return PMPI_Ireduce_scatter_block(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.comm, r);
+             });
+}
+
+int MPI_Barrier(MPI_Comm comm) {
+  MpiCallSpec s{Coll::Barrier, nullptr, nullptr, 0, MPI_BYTE, MPI_OP_NULL, 0, comm};
+  return run(Coll::Barrier, s, Regions{}, 0, [](const MpiCallSpec& x) { return PMPI_Barrier(x.comm); }, nullptr);
+}
+
+// A communicator freed while a background collective still uses it (or tandem's duplicate
+// of it): finish everything first.
+int MPI_Comm_free(MPI_Comm* comm) {
+  if (active() && Tracker::instance().initialised()) Tracker::instance().wait_all();
+  InternalScope internal;
+  return PMPI_Comm_free(comm);
+}
+
+}  // extern "C"
