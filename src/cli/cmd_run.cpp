@@ -38,9 +38,13 @@ void add_run(CLI::App& app) {
     extra.emplace_back("TANDEM_MPI", mpi);
     if (mpi == "openmpi" && cfg.eager_limit > 0) {
       // Open MPI reads these from the environment of mpirun and passes them to every rank.
+      // Its limits count the message header too (ob1 sends a message eagerly when its payload
+      // fits in the limit minus the header): leave room so that payloads up to the setting
+      // itself go eagerly.
+      constexpr std::size_t kHeaderRoom = 256;
       for (const char* var : {"OMPI_MCA_btl_tcp_eager_limit", "OMPI_MCA_btl_tcp_rndv_eager_limit",
                               "OMPI_MCA_btl_tcp_max_send_size"})
-        if (!std::getenv(var)) extra.emplace_back(var, std::to_string(cfg.eager_limit));
+        if (!std::getenv(var)) extra.emplace_back(var, std::to_string(cfg.eager_limit + kHeaderRoom));
     }
     int rc = run_command(opts->command, preload_env(mpi, extra));
     if (rc != 0) throw CLI::RuntimeError(rc);
