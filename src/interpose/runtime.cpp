@@ -36,6 +36,14 @@ bool matches_our_mpi(const char* lib) {
 
 int wait_hook() { return runtime().engine.help(); }
 
+long env_long(const char* name, long fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  long x = std::strtol(v, &end, 10);
+  return end && *end == '\0' && x > 0 ? x : fallback;
+}
+
 }  // namespace
 
 Runtime& runtime() { return immortal<Runtime>(); }
@@ -64,7 +72,23 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
     if (provided) *provided = granted;
     return rc;
   }
-  rc = PMPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &granted);
+  // A job the launcher says is all on this node, without a spare core per rank, is passed
+  // through (TANDEM_LOCAL, below): decided before MPI_Init when the launcher tells the
+  // sizes, so that it keeps the thread level the program asked for (MPI_THREAD_MULTIPLE
+  // costs Open MPI about 0.3 us a call).
+  bool pass_early = false;
+  if (rt.cfg.local != "on") {
+    long world = env_long("OMPI_COMM_WORLD_SIZE", env_long("PMI_SIZE", -1));
+    long local = env_long("OMPI_COMM_WORLD_LOCAL_SIZE", env_long("MPI_LOCALNRANKS", -1));
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    pass_early = world > 0 && local == world && (rt.cfg.local == "off" || cores < 2L * local);
+  }
+  if (pass_early) {
+    rc = thread_variant ? PMPI_Init_thread(argc, argv, required, &granted) : PMPI_Init(argc, argv);
+    if (!thread_variant) PMPI_Query_thread(&granted);
+  } else {
+    rc = PMPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &granted);
+  }
   if (provided) *provided = granted;
   if (rc != MPI_SUCCESS) return rc;
   PMPI_Comm_rank(MPI_COMM_WORLD, &rt.rank);
@@ -81,6 +105,12 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
       rt.coll_ready.store(true, std::memory_order_release);
     }
   } collectives_only{rt};
+  if (pass_early) {
+    if (rt.rank == 0 && rt.cfg.verbose >= 1)
+      log_message(-1, "all ranks share this node without a spare core each: calls are passed through "
+                      "(TANDEM_LOCAL=on defers them)");
+    return rc;
+  }
   if (granted < MPI_THREAD_MULTIPLE) {
     if (rt.rank == 0)
       log_message(-1, "the MPI library did not grant MPI_THREAD_MULTIPLE (got %d): every call is passed through",
