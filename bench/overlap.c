@@ -43,6 +43,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "bench_compute.h"
 #include "bench_util.h"
 
 #define MAX_SIZES 64
@@ -54,49 +55,7 @@ static void usage(FILE* f) {
           "               [-m MIN_ITERS] [-w WARMUP] [-t SECONDS] [--json]\n");
 }
 
-/* ---- compute: a calibrated busy loop ---------------------------------------- */
-
-static uint64_t compute_sink;
-
-/* A serial chain of xorshift steps: pure register work, no memory traffic, and
- * the empty asm keeps the compiler from collapsing or vectorising the loop. */
-static void spin(uint64_t n) {
-  uint64_t x = 0x9e3779b97f4a7c15ull ^ n;
-  for (uint64_t i = 0; i < n; ++i) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    __asm__ volatile("" : "+r"(x));
-  }
-  compute_sink += x;
-}
-
-static double loops_per_us = 0;
-
-/* The loop rate of an idle core: best of many short timed runs (time slices
- * lost to other processes only ever make a run slower). */
-static void calibrate(void) {
-  uint64_t n = 1000;
-  for (;;) { /* grow the probe to about 1 ms */
-    double t0 = MPI_Wtime();
-    spin(n);
-    double dt = MPI_Wtime() - t0;
-    if (dt > 1e-3 || n > ((uint64_t)1 << 40)) break;
-    n *= 2;
-  }
-  double best = 1e30;
-  for (int k = 0; k < 30; ++k) {
-    double t0 = MPI_Wtime();
-    spin(n);
-    double dt = MPI_Wtime() - t0;
-    if (dt < best) best = dt;
-  }
-  loops_per_us = (double)n / (best * 1e6);
-}
-
-static void compute(double us) {
-  if (us > 0) spin((uint64_t)(us * loops_per_us));
-}
+/* compute(t) is bench_compute(t) of bench_compute.h, calibrated at start-up. */
 
 /* ---- the benchmark -------------------------------------------------------------- */
 
@@ -116,17 +75,17 @@ static double iteration(int rank, char* buf, size_t size, double t_us, int i) {
   double t0 = MPI_Wtime();
   if (rank == 0) {
     MPI_Send(buf, n, MPI_BYTE, 1, 1, MPI_COMM_WORLD);
-    compute(t_us);
+    bench_compute(t_us);
     if (size) ((volatile char*)buf)[0] = (char)i;
     MPI_Recv(buf, n, MPI_BYTE, 1, 2, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    compute(t_us);
+    bench_compute(t_us);
     if (size) read_sink = ((volatile char*)buf)[last];
   } else if (rank == 1) {
     MPI_Recv(buf, n, MPI_BYTE, 0, 1, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
-    compute(t_us);
+    bench_compute(t_us);
     if (size) read_sink = ((volatile char*)buf)[last];
     MPI_Send(buf, n, MPI_BYTE, 0, 2, MPI_COMM_WORLD);
-    compute(t_us);
+    bench_compute(t_us);
     if (size) ((volatile char*)buf)[0] = (char)i;
   }
   return MPI_Wtime() - t0;
@@ -207,14 +166,14 @@ int main(int argc, char** argv) {
 
   char lib[128];
   library_name(lib, sizeof lib);
-  calibrate();
+  bench_calibrate();
   /* What compute(t) really takes here, per compute time (median of a few runs). */
   double measured[MAX_COMPUTE];
   for (int c = 0; c < ncompute; ++c) {
     double m[5];
     for (int k = 0; k < 5; ++k) {
       double t0 = MPI_Wtime();
-      compute((double)computes[c]);
+      bench_compute((double)computes[c]);
       m[k] = (MPI_Wtime() - t0) * 1e6;
     }
     qsort(m, 5, sizeof(double), cmp_double);

@@ -95,7 +95,8 @@ Schedule build(const Algorithm& alg, const Args& a0) {
                                             coll_name(a.coll), alg.name));
   if (!alg.default_fanout) a.fanout = 0;
   else if (a.fanout == 0) a.fanout = alg.default_fanout;
-  if (a.fanout < 0) throw std::invalid_argument(fmt::format("fan-out {} of {}", a.fanout, alg.name));
+  if (a.fanout < 0 || (a.fanout == 1 && std::string_view(alg.name) == "knomial"))
+    throw std::invalid_argument(fmt::format("fan-out {} of {}", a.fanout, alg.name));
   if (!alg.segmented) a.segsize = 0;
   Schedule s = alg.build(a);
   s.validate(send_bytes(a), recv_bytes(a));

@@ -1,5 +1,7 @@
 #include "coll/executor.hpp"
 
+#include <sched.h>
+
 #include <cstring>
 
 #include "common/wait.hpp"
@@ -145,14 +147,16 @@ void Execution::on_complete(transport::Completion* c, int err) {
 
 void Execution::wait() noexcept {
   if (done()) return;
-  begin_urgent_wait();
+  // Poll as the MPI library's own blocking calls do (with Open MPI's mpi_yield_when_idle),
+  // giving the core away between polls. A collective is a chain of dependent messages and
+  // any sleep adds to every link (sleeping 50 us between polls made an 8-byte allreduce on
+  // 4 hosts 680 us instead of 140). While it polls, the progress thread sleeps instead of
+  // competing for the core (DrivingScope).
+  DrivingScope driving;
   while (!done()) {
     p2p_->progress();
-    if (done()) break;
-    // Sleep briefly on the done word: the background thread completing the last step wakes us.
-    futex_wait(&done_, 0, 50000);
+    if (!done()) sched_yield();
   }
-  end_urgent_wait();
 }
 
 }  // namespace tandem::coll

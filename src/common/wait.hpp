@@ -18,6 +18,28 @@ inline std::atomic<int>& urgent_waiters() {
   return n;
 }
 
+// Number of threads driving progress themselves in a loop (a blocking collective waiting
+// for its schedule): while non-zero the progress thread stays asleep, because on a busy
+// core each of its polls would take the CPU from the thread that is already polling.
+inline std::atomic<int>& progress_drivers() {
+  static std::atomic<int> n{0};
+  return n;
+}
+inline std::atomic<std::uint32_t>& progress_bell();
+inline void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
+struct DrivingScope {
+  DrivingScope() noexcept { progress_drivers().fetch_add(1, std::memory_order_acq_rel); }
+  ~DrivingScope() {
+    // The last driver leaving wakes the progress thread, which slept while drivers polled.
+    if (progress_drivers().fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      progress_bell().fetch_add(1, std::memory_order_acq_rel);
+      futex_wake_all(&progress_bell());
+    }
+  }
+  DrivingScope(const DrivingScope&) = delete;
+  DrivingScope& operator=(const DrivingScope&) = delete;
+};
+
 // Rung when a thread starts waiting for a deferred operation, so that a sleeping progress
 // thread polls at once instead of at the end of its back-off.
 inline std::atomic<std::uint32_t>& progress_bell() {

@@ -25,6 +25,7 @@
 #include "common/log.hpp"
 #include "common/stats.hpp"
 #include "common/thread_flags.hpp"
+#include "common/wait.hpp"
 #include "interpose/runtime.hpp"
 
 using tandem::InternalScope;
@@ -251,6 +252,7 @@ int run(Coll c, const MpiCallSpec& spec, const Regions& rg, std::size_t bytes, B
     return MPI_SUCCESS;
   if (choice) {
     std::string why;
+    tandem::DrivingScope driving;  // this thread polls until the call is done
     auto call = tandem::interpose::state().ctx->start(spec, choice, &why);
     if (call) {
       call->exec->wait();

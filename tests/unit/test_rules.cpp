@@ -1,0 +1,90 @@
+// Rules files and algorithm choices: parsing, matching, errors naming file and line.
+#include <gtest/gtest.h>
+
+#include "coll/rules.hpp"
+
+using namespace tandem::coll;
+
+TEST(CollRules, ParsesAndMatchesFirstRule) {
+  std::string why;
+  auto r = parse_rules(
+      "# tuned\ntandem-coll-rules 1\n\nallreduce 2-8 0-16K recursive_doubling  # small\n"
+      "allreduce * 16K- segmented_ring:64K\nbcast 4- 1M-64M pipeline:64K\nbcast * 7 chain:0:3\nbarrier * * dissemination\n",
+      "t.rules", &why);
+  ASSERT_TRUE(r) << why;
+  ASSERT_EQ(r->rules.size(), 5u);
+  const Rule* m = r->match(Coll::Allreduce, 4, 8);
+  ASSERT_NE(m, nullptr);
+  EXPECT_STREQ(m->choice.alg->name, "recursive_doubling");
+  EXPECT_EQ(m->line, 4);
+  m = r->match(Coll::Allreduce, 4, 16 * 1024);  // ranges are inclusive: first rule
+  EXPECT_STREQ(m->choice.alg->name, "recursive_doubling");
+  m = r->match(Coll::Allreduce, 16, 100);  // 16 ranks: only the second rule's ranks match, not its bytes
+  EXPECT_EQ(m, nullptr);
+  m = r->match(Coll::Allreduce, 16, 1 << 20);
+  ASSERT_NE(m, nullptr);
+  EXPECT_STREQ(m->choice.alg->name, "segmented_ring");
+  EXPECT_EQ(m->choice.segsize, 64u * 1024);
+  EXPECT_EQ(r->match(Coll::Bcast, 3, 1 << 20), nullptr);  // ranks 4-
+  EXPECT_STREQ(r->match(Coll::Bcast, 4, 1 << 20)->choice.alg->name, "pipeline");
+  m = r->match(Coll::Bcast, 2, 7);
+  ASSERT_NE(m, nullptr);
+  EXPECT_EQ(m->choice.fanout, 3);
+  EXPECT_EQ(r->match(Coll::Gather, 4, 8), nullptr);
+  // The text form parses back to the same rules.
+  auto again = parse_rules(format_rules(*r), "again", &why);
+  ASSERT_TRUE(again) << why;
+  EXPECT_EQ(format_rules(*again), format_rules(*r));
+}
+
+TEST(CollRules, ErrorsNameFileAndLine) {
+  auto bad = [](const std::string& text) {
+    std::string why;
+    auto r = parse_rules(text, "f.rules", &why);
+    EXPECT_FALSE(r);
+    return why;
+  };
+  EXPECT_EQ(bad("allreduce * * ring\n"),
+            "f.rules:1: the first line must be `tandem-coll-rules 1` (format and version)");
+  EXPECT_NE(bad("tandem-coll-rules 2\n").find("f.rules:1: rules format version `2` is not supported"), std::string::npos);
+  EXPECT_NE(bad("tandem-coll-rules 1\nallreduce * *\n").find("f.rules:2: expected: collective ranks bytes"),
+            std::string::npos);
+  EXPECT_NE(bad("tandem-coll-rules 1\nallredcue * * ring\n").find("f.rules:2: unknown collective `allredcue`"),
+            std::string::npos);
+  EXPECT_NE(bad("tandem-coll-rules 1\n\nallreduce 8-2 * ring\n").find("f.rules:3: rank range `8-2`"), std::string::npos);
+  EXPECT_NE(bad("tandem-coll-rules 1\nallreduce * 1X ring\n").find("f.rules:2: size range `1X`"), std::string::npos);
+  EXPECT_NE(bad("tandem-coll-rules 1\nallreduce * * fastest\n").find("f.rules:2: unknown allreduce algorithm `fastest`"),
+            std::string::npos);
+  EXPECT_NE(bad("tandem-coll-rules 1\nallreduce * * ring:64K\n").find("takes no segment size"), std::string::npos);
+  EXPECT_NE(bad("tandem-coll-rules 1\nbarrier * * linear:0:4\n").find("has no fan-out"), std::string::npos);
+  EXPECT_NE(bad("").find("empty rules file"), std::string::npos);
+  std::string why;
+  EXPECT_FALSE(load_rules("/nonexistent/x.rules", &why));
+  EXPECT_EQ(why, "cannot read rules file /nonexistent/x.rules");
+}
+
+TEST(CollChoice, ParsesNameSegmentAndFanout) {
+  std::string why;
+  auto c = parse_choice(Coll::Bcast, "knomial:8K:3", &why);
+  ASSERT_TRUE(c) << why;
+  EXPECT_STREQ(c->alg->name, "knomial");
+  EXPECT_EQ(c->segsize, 8192u);
+  EXPECT_EQ(c->fanout, 3);
+  EXPECT_EQ(c->str(), "knomial:8192:3");
+  EXPECT_FALSE(parse_choice(Coll::Bcast, "knomial:8K:1", &why));  // radix below 2
+  EXPECT_FALSE(parse_choice(Coll::Bcast, "knomial:8K:3:9", &why));
+  EXPECT_FALSE(parse_choice(Coll::Bcast, "binomial:-1", &why));
+  EXPECT_FALSE(parse_choice(Coll::Allreduce, "binomial", &why));
+  EXPECT_NE(why.find("known: reduce_bcast"), std::string::npos);
+  // Every algorithm of every collective parses by its own name.
+  for (Coll k : all_colls())
+    for (const auto& a : algorithms(k)) EXPECT_TRUE(parse_choice(k, a.name, &why)) << coll_name(k) << " " << a.name;
+  // A default exists for every collective, size and commutativity.
+  for (Coll k : all_colls())
+    for (bool commutative : {true, false})
+      for (std::uint64_t bytes : {0ull, 8ull, 1ull << 20}) {
+        Choice d = default_choice(k, 5, bytes, commutative);
+        ASSERT_NE(d.alg, nullptr) << coll_name(k);
+        EXPECT_TRUE(commutative || !d.alg->commutative_only) << coll_name(k) << " " << d.alg->name;
+      }
+}
