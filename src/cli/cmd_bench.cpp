@@ -950,6 +950,21 @@ std::string fmt_bw(double gbps) {  // GB/s -> text in MB/s or GB/s
   return gbps >= 1 ? fmt::format("{:.3g} GB/s", gbps) : fmt::format("{:.3g} MB/s", gbps * 1e3);
 }
 
+// The result lines' verdict, after the tables.
+void print_verification(const CollBenchOptions& cb, const Session& s) {
+  if (cb.no_verify) return;
+  fmt::print("verification: {}\n", s.verify_failures ? fmt::format("{} result line(s) with WRONG results", s.verify_failures)
+                                                      : std::string("every result matched the collective's definition"));
+}
+
+json coll_header(const Session& s, const CollBenchOptions& cb, const char* mode) {
+  json doc = header(s, "coll");
+  doc["coll"] = cb.coll;
+  doc["mode"] = mode;
+  doc["root"] = cb.root;
+  return doc;
+}
+
 Outcome bench_coll_time(CollBenchOptions cb) {
   Options& o = cb.o;
   const coll::Coll c = coll_of(cb.coll);
@@ -1145,16 +1160,11 @@ Outcome bench_coll_time(CollBenchOptions cb) {
                rate_note.empty() ? "" : "; " + rate_note);
   if (!s.errors.empty())
     fmt::print("refused: {} point(s) an algorithm could not run (see the JSON's errors)\n", s.errors.size());
-  if (!cb.no_verify)
-    fmt::print("verification: {}\n", s.verify_failures ? fmt::format("{} result line(s) with WRONG results", s.verify_failures)
-                                                        : std::string("every result matched the collective's definition"));
+  print_verification(cb, s);
 
   Outcome out;
-  out.doc = header(s, "coll");
-  out.doc["coll"] = cb.coll;
-  out.doc["mode"] = "time";
+  out.doc = coll_header(s, cb, "time");
   out.doc["thread"] = cb.thread;
-  out.doc["root"] = cb.root;
   out.doc["algorithms"] = algs;
   json fj = json::array();
   for (const auto& f : forced) fj.push_back({{"number", f.number}, {"name", f.name}});
@@ -1356,15 +1366,10 @@ Outcome bench_coll_overlap(CollBenchOptions cb) {
     rt.x.push_back(x), rt.y.push_back(t_med / optimal);
   }
   print_table(head, rows);
-  if (!cb.no_verify)
-    fmt::print("verification: {}\n", s.verify_failures ? fmt::format("{} result line(s) with WRONG results", s.verify_failures)
-                                                        : std::string("every result matched the collective's definition"));
+  print_verification(cb, s);
 
   Outcome out;
-  out.doc = header(s, "coll");
-  out.doc["coll"] = cb.coll;
-  out.doc["mode"] = "overlap";
-  out.doc["root"] = cb.root;
+  out.doc = coll_header(s, cb, "overlap");
   out.doc["compute_from"] = calibrated ? "calibration run (plain, no compute)" : "--compute";
   out.doc["tandem_env"] = [&] {
     json e = json::object();
