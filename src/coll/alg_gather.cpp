@@ -16,6 +16,19 @@ int subtree_size(const TreeNode& node) {
   return s;
 }
 
+// The messages that carry the blocks of virtual ranks [vlo, vlo + cnt) placed at place(x):
+// split where the run wraps past the last real rank, then into segments; fn(loc, bytes)
+// for each. Both ends of a message call this with the same run, so they agree.
+template <class Place, class Fn>
+void for_pieces(const Args& a, int vlo, int cnt, Place place, Fn fn) {
+  std::uint64_t n = a.count * a.elem_size;
+  for (auto [first, len] : real_runs(vlo, vlo + cnt, a.root, a.size)) {
+    Loc l = place(first);
+    for (const Range& s : segments(0, static_cast<std::uint64_t>(len) * n, a.segsize, a.elem_size))
+      fn(at(l.buf, l.off + s.off), s.bytes);
+  }
+}
+
 // Gather: block of real rank j lands at the root's Recv + j*n. A non-root node collects
 // its subtree's blocks in scratch, in virtual-rank order from itself.
 Schedule gather_tree(const Args& a, TreeKind kind, int fanout) {
@@ -25,9 +38,9 @@ Schedule gather_tree(const Args& a, TreeKind kind, int fanout) {
   TreeNode node = tree_node(kind, p, v, fanout);
   bool is_root = node.parent < 0;
   if (!n) return std::move(b).finish();
-  auto seg = [&](std::uint64_t off, std::uint64_t bytes) { return segments(off, bytes, a.segsize, a.elem_size); };
   if (node.children.empty() && !is_root) {
-    for (const Range& s : seg(0, n)) b.send(to_real(node.parent, root, p), at(Buf::Send, s.off), s.bytes);
+    for (const Range& s : segments(0, n, a.segsize, a.elem_size))
+      b.send(to_real(node.parent, root, p), at(Buf::Send, s.off), s.bytes);
     return std::move(b).finish();
   }
   // Where virtual rank x's block goes on this rank.
@@ -39,20 +52,14 @@ Schedule gather_tree(const Args& a, TreeKind kind, int fanout) {
   std::vector<StepId> have;
   if (!(is_root && a.in_place)) have.push_back(b.copy(at(Buf::Send, 0), place(v), n));
   for (std::size_t i = 0; i < node.children.size(); ++i) {
-    int c = node.children[i], from = to_real(c, root, p);
-    for (auto [first, cnt] : real_runs(c, c + node.subtree[i], root, p)) {
-      Loc dst = place(first);
-      for (const Range& s : seg(0, static_cast<std::uint64_t>(cnt) * n))
-        have.push_back(b.recv(from, at(dst.buf, dst.off + s.off), s.bytes));
-    }
+    int from = to_real(node.children[i], root, p);
+    for_pieces(a, node.children[i], node.subtree[i], place,
+               [&](Loc dst, std::uint64_t bytes) { have.push_back(b.recv(from, dst, bytes)); });
   }
   if (!is_root) {
     StepId all = b.nop(have);
-    for (auto [first, cnt] : real_runs(v, v + subtree_size(node), root, p)) {
-      Loc src = place(first);
-      for (const Range& s : seg(0, static_cast<std::uint64_t>(cnt) * n))
-        b.send(to_real(node.parent, root, p), at(src.buf, src.off + s.off), s.bytes, {all});
-    }
+    int parent = to_real(node.parent, root, p);
+    for_pieces(a, v, subtree_size(node), place, [&](Loc src, std::uint64_t bytes) { b.send(parent, src, bytes, {all}); });
   }
   return std::move(b).finish();
 }
@@ -66,9 +73,9 @@ Schedule scatter_tree(const Args& a, TreeKind kind, int fanout) {
   TreeNode node = tree_node(kind, p, v, fanout);
   bool is_root = node.parent < 0;
   if (!n) return std::move(b).finish();
-  auto seg = [&](std::uint64_t off, std::uint64_t bytes) { return segments(off, bytes, a.segsize, a.elem_size); };
   if (node.children.empty() && !is_root) {
-    for (const Range& s : seg(0, n)) b.recv(to_real(node.parent, root, p), at(Buf::Recv, s.off), s.bytes);
+    for (const Range& s : segments(0, n, a.segsize, a.elem_size))
+      b.recv(to_real(node.parent, root, p), at(Buf::Recv, s.off), s.bytes);
     return std::move(b).finish();
   }
   std::uint64_t base = is_root ? 0 : b.scratch(static_cast<std::uint64_t>(subtree_size(node)) * n);
@@ -77,19 +84,16 @@ Schedule scatter_tree(const Args& a, TreeKind kind, int fanout) {
                    : at(Buf::Tmp, base + static_cast<std::uint64_t>(x - v) * n);
   };
   std::vector<StepId> got;
-  if (!is_root)
-    for (auto [first, cnt] : real_runs(v, v + subtree_size(node), root, p)) {
-      Loc dst = place(first);
-      for (const Range& s : seg(0, static_cast<std::uint64_t>(cnt) * n))
-        got.push_back(b.recv(to_real(node.parent, root, p), at(dst.buf, dst.off + s.off), s.bytes));
-    }
+  if (!is_root) {
+    int parent = to_real(node.parent, root, p);
+    for_pieces(a, v, subtree_size(node), place,
+               [&](Loc dst, std::uint64_t bytes) { got.push_back(b.recv(parent, dst, bytes)); });
+  }
   StepId all = got.empty() ? kNoStep : b.nop(got);
   for (std::size_t i = 0; i < node.children.size(); ++i) {
-    int c = node.children[i], to = to_real(c, root, p);
-    for (auto [first, cnt] : real_runs(c, c + node.subtree[i], root, p)) {
-      Loc src = place(first);
-      for (const Range& s : seg(0, static_cast<std::uint64_t>(cnt) * n)) b.send(to, at(src.buf, src.off + s.off), s.bytes, {all});
-    }
+    int to = to_real(node.children[i], root, p);
+    for_pieces(a, node.children[i], node.subtree[i], place,
+               [&](Loc src, std::uint64_t bytes) { b.send(to, src, bytes, {all}); });
   }
   if (!(is_root && a.in_place)) b.copy(place(v), at(Buf::Recv, 0), n, {all});
   return std::move(b).finish();
