@@ -98,7 +98,6 @@ struct Regions {
   Region send;   // read from the send buffer
   Region input;  // an in-place input, read from the receive buffer
   Region recv;   // written (the receive buffer)
-  Region dirty;  // what the MPI library may write besides the result (in-place scratch)
 };
 
 int comm_size(MPI_Comm comm) {
@@ -242,13 +241,14 @@ int run(Coll c, const MpiCallSpec& spec, const Regions& rg, std::size_t bytes, B
     wait_region(rg.send, Use::Read);
     wait_region(rg.input, Use::Write);
     wait_region(rg.recv, Use::Write);
-    wait_region(rg.dirty, Use::Write);
   }
   const auto* choice = choose(c, spec, bytes);
   const auto& cfg = runtime().cfg;
   std::size_t largest = std::max({rg.send.bytes, rg.input.bytes, rg.recv.bytes});
+  // In the background only what tandem could also run itself: contiguous datatypes (the
+  // regions above are then exactly the bytes the call reads and writes), intracommunicators.
   if (active() && cfg.coll_overlap && c != Coll::Barrier && largest >= cfg.threshold && nonblocking &&
-      start_background(c, spec, rg, choice, nonblocking))
+      tandem::interpose::state().ctx->supported(spec, nullptr) && start_background(c, spec, rg, choice, nonblocking))
     return MPI_SUCCESS;
   if (choice) {
     std::string why;
@@ -267,6 +267,14 @@ int run(Coll c, const MpiCallSpec& spec, const Regions& rg, std::size_t bytes, B
 
 Region region(const void* p, std::size_t bytes) { return Region{p, bytes}; }
 
+// The memory `times` consecutive runs of (buf, count, dt) touch: the whole extent, so that
+// conflict waits cover non-contiguous datatypes too (for contiguous ones: count x size).
+Region span(const void* buf, int count, MPI_Datatype dt, std::size_t times = 1) {
+  if (count <= 0 || buf == MPI_IN_PLACE) return {};
+  auto e = tandem::interpose::extent_of(buf, static_cast<std::int64_t>(count) * static_cast<std::int64_t>(times), dt);
+  return Region{e.lo, e.bytes};
+}
+
 }  // namespace
 
 extern "C" {
@@ -275,7 +283,7 @@ int MPI_Bcast(void* buf, int count, MPI_Datatype dt, int root, MPI_Comm comm) {
   MpiCallSpec s{Coll::Bcast, nullptr, buf, count, dt, MPI_OP_NULL, root, comm};
   Regions rg;
   std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(dt);
-  if (tandem::interpose::coll_ready()) (comm_rank(comm) == root ? rg.send : rg.recv) = region(buf, n);
+  if (tandem::interpose::coll_ready()) (comm_rank(comm) == root ? rg.send : rg.recv) = span(buf, count, dt);
   return run(Coll::Bcast, s, rg, n,
              [](const MpiCallSpec& x) { return PMPI_Bcast(x.recvbuf, x.count, x.type, x.root, x.comm); },
              [](const MpiCallSpec& x, MPI_Request* r) { return PMPI_Ibcast(x.recvbuf, x.count, x.type, x.root, x.comm, r); });
@@ -287,9 +295,9 @@ int MPI_Reduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op 
   std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(dt);
   if (tandem::interpose::coll_ready()) {
     bool is_root = comm_rank(comm) == root;
-    if (sbuf == MPI_IN_PLACE && is_root) rg.input = region(rbuf, n);
-    else rg.send = region(sbuf, n);
-    if (is_root) rg.recv = region(rbuf, n);
+    if (sbuf == MPI_IN_PLACE && is_root) rg.input = span(rbuf, count, dt);
+    else rg.send = span(sbuf, count, dt);
+    if (is_root) rg.recv = span(rbuf, count, dt);
   }
   return run(Coll::Reduce, s, rg, n,
              [](const MpiCallSpec& x) { return PMPI_Reduce(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.root, x.comm); },
@@ -303,9 +311,9 @@ int MPI_Allreduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_
   Regions rg;
   std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(dt);
   if (tandem::interpose::coll_ready()) {
-    if (sbuf == MPI_IN_PLACE) rg.input = region(rbuf, n);
-    else rg.send = region(sbuf, n);
-    rg.recv = region(rbuf, n);
+    if (sbuf == MPI_IN_PLACE) rg.input = span(rbuf, count, dt);
+    else rg.send = span(sbuf, count, dt);
+    rg.recv = span(rbuf, count, dt);
   }
   return run(Coll::Allreduce, s, rg, n,
              [](const MpiCallSpec& x) { return PMPI_Allreduce(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.comm); },
@@ -323,9 +331,8 @@ int MPI_Allgather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, 
   bool ip = sbuf == MPI_IN_PLACE;
   if (!ip && !TANDEM_SAME_SIGNATURE(scount, stype, rcount, rtype)) {
     if (pending()) {
-      wait_region(region(sbuf, static_cast<std::size_t>(scount > 0 ? scount : 0) * type_size(stype)), Use::Read);
-      wait_region(region(rbuf, static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype) * comm_size(comm)),
-                  Use::Write);
+      wait_region(span(sbuf, scount, stype), Use::Read);
+      wait_region(span(rbuf, rcount, rtype, static_cast<std::size_t>(comm_size(comm))), Use::Write);
     }
     InternalScope internal;
     return PMPI_Allgather(sbuf, scount, stype, rbuf, rcount, rtype, comm);
@@ -335,9 +342,9 @@ int MPI_Allgather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, 
   std::size_t n = static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype);
   if (tandem::interpose::coll_ready()) {
     std::size_t p = static_cast<std::size_t>(comm_size(comm)), r = static_cast<std::size_t>(comm_rank(comm));
-    if (ip) rg.input = region(at(rbuf, r * n), n);
-    else rg.send = region(sbuf, n);
-    rg.recv = region(rbuf, p * n);
+    if (ip) rg.input = region(at(rbuf, r * n), n);  // in place: contiguous type (else MPI's own)
+    else rg.send = span(sbuf, rcount, rtype);
+    rg.recv = span(rbuf, rcount, rtype, p);
   }
   return run(Coll::Allgather, s, rg, n,
              [](const MpiCallSpec& x) {
@@ -354,8 +361,8 @@ int MPI_Alltoall(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, i
   if (!ip && !TANDEM_SAME_SIGNATURE(scount, stype, rcount, rtype)) {
     if (pending()) {
       std::size_t p = static_cast<std::size_t>(comm_size(comm));
-      wait_region(region(sbuf, static_cast<std::size_t>(scount > 0 ? scount : 0) * type_size(stype) * p), Use::Read);
-      wait_region(region(rbuf, static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype) * p), Use::Write);
+      wait_region(span(sbuf, scount, stype, p), Use::Read);
+      wait_region(span(rbuf, rcount, rtype, p), Use::Write);
     }
     InternalScope internal;
     return PMPI_Alltoall(sbuf, scount, stype, rbuf, rcount, rtype, comm);
@@ -365,9 +372,9 @@ int MPI_Alltoall(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, i
   std::size_t n = static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype);
   if (tandem::interpose::coll_ready()) {
     std::size_t p = static_cast<std::size_t>(comm_size(comm));
-    if (ip) rg.input = region(rbuf, p * n);
-    else rg.send = region(sbuf, p * n);
-    rg.recv = region(rbuf, p * n);
+    if (ip) rg.input = span(rbuf, rcount, rtype, p);
+    else rg.send = span(sbuf, rcount, rtype, p);
+    rg.recv = span(rbuf, rcount, rtype, p);
   }
   return run(Coll::Alltoall, s, rg, n,
              [](const MpiCallSpec& x) {
@@ -388,9 +395,8 @@ int MPI_Gather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int
   MPI_Datatype type = ip ? rtype : stype;
   if (is_root && !ip && !TANDEM_SAME_SIGNATURE(scount, stype, rcount, rtype)) {
     if (pending()) {
-      wait_region(region(sbuf, static_cast<std::size_t>(scount > 0 ? scount : 0) * type_size(stype)), Use::Read);
-      wait_region(region(rbuf, static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype) * comm_size(comm)),
-                  Use::Write);
+      wait_region(span(sbuf, scount, stype), Use::Read);
+      wait_region(span(rbuf, rcount, rtype, static_cast<std::size_t>(comm_size(comm))), Use::Write);
     }
     InternalScope internal;
     return PMPI_Gather(sbuf, scount, stype, rbuf, rcount, rtype, root, comm);
@@ -400,9 +406,9 @@ int MPI_Gather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int
   std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(type);
   if (tandem::interpose::coll_ready()) {
     std::size_t p = static_cast<std::size_t>(comm_size(comm));
-    if (ip) rg.input = region(at(rbuf, static_cast<std::size_t>(rank) * n), n);
-    else rg.send = region(sbuf, n);
-    if (is_root) rg.recv = region(rbuf, p * n);
+    if (ip) rg.input = region(at(rbuf, static_cast<std::size_t>(rank) * n), n);  // as in Allgather
+    else rg.send = span(sbuf, count, type);
+    if (is_root) rg.recv = span(rbuf, count, type, p);
   }
   return run(Coll::Gather, s, rg, n,
              [](const MpiCallSpec& x) {
@@ -421,9 +427,8 @@ int MPI_Scatter(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, in
   MPI_Datatype type = ip ? stype : rtype;
   if (is_root && !ip && !TANDEM_SAME_SIGNATURE(scount, stype, rcount, rtype)) {
     if (pending()) {
-      wait_region(region(sbuf, static_cast<std::size_t>(scount > 0 ? scount : 0) * type_size(stype) * comm_size(comm)),
-                  Use::Read);
-      wait_region(region(rbuf, static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype)), Use::Write);
+      wait_region(span(sbuf, scount, stype, static_cast<std::size_t>(comm_size(comm))), Use::Read);
+      wait_region(span(rbuf, rcount, rtype), Use::Write);
     }
     InternalScope internal;
     return PMPI_Scatter(sbuf, scount, stype, rbuf, rcount, rtype, root, comm);
@@ -432,8 +437,8 @@ int MPI_Scatter(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, in
   Regions rg;
   std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(type);
   if (tandem::interpose::coll_ready()) {
-    if (is_root) rg.send = region(sbuf, static_cast<std::size_t>(comm_size(comm)) * n);
-    if (!ip) rg.recv = region(rbuf, n);
+    if (is_root) rg.send = span(sbuf, count, type, static_cast<std::size_t>(comm_size(comm)));
+    if (!ip) rg.recv = span(rbuf, count, type);
   }
   return run(Coll::Scatter, s, rg, n,
              [](const MpiCallSpec& x) {
@@ -450,13 +455,10 @@ int MPI_Reduce_scatter_block(const void* sbuf, void* rbuf, int rcount, MPI_Datat
   std::size_t n = static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(dt);
   if (tandem::interpose::coll_ready()) {
     std::size_t p = static_cast<std::size_t>(comm_size(comm));
-    if (sbuf == MPI_IN_PLACE) {
-      rg.input = region(rbuf, p * n);
-      rg.dirty = region(rbuf, p * n);
-    } else {
-      rg.send = region(sbuf, p * n);
-    }
-    rg.recv = region(rbuf, n);
+    // In place the whole buffer is input (and the library's scratch); the result is its start.
+    if (sbuf == MPI_IN_PLACE) rg.input = span(rbuf, rcount, dt, p);
+    else rg.send = span(sbuf, rcount, dt, p);
+    rg.recv = span(rbuf, rcount, dt);
   }
   return run(Coll::ReduceScatterBlock, s, rg, n,
              [](const MpiCallSpec& x) {

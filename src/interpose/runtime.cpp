@@ -178,7 +178,7 @@ int finalize() {
   return PMPI_Finalize();
 }
 
-Extent extent_of(const void* buf, int count, MPI_Datatype dt) {
+Extent extent_of(const void* buf, std::int64_t count, MPI_Datatype dt) {
   Extent e;
   if (count <= 0 || buf == MPI_BOTTOM || buf == MPI_IN_PLACE) return e;
   MPI_Aint lb = 0, extent = 0, tlb = 0, textent = 0;

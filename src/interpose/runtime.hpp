@@ -42,7 +42,7 @@ struct Extent {
   std::size_t bytes = 0;  // from lo to the end of the last byte touched
   bool contiguous = false;
 };
-Extent extent_of(const void* buf, int count, MPI_Datatype dt);
+Extent extent_of(const void* buf, std::int64_t count, MPI_Datatype dt);
 
 // Waits until no deferred operation conflicts with using (buf, count, dt) for `use`.
 void wait_for_buffer(const void* buf, int count, MPI_Datatype dt, protect::Use use);
