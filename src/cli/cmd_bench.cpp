@@ -83,19 +83,22 @@ std::vector<std::uint64_t> sizes_of(const Options& o, std::uint64_t first, std::
   return s;
 }
 
+// A --compute value: microseconds, a whole number >= 0.
+long parse_compute_us(const std::string& t, const char* unit) {
+  std::size_t pos = 0;
+  long v = -1;
+  try {
+    v = std::stol(t, &pos);
+  } catch (const std::exception&) {
+  }
+  if (v < 0 || pos != t.size()) throw std::runtime_error("bad compute time `" + t + "` (" + unit + ")");
+  return v;
+}
+
 std::vector<long> computes_of(const Options& o) {
   std::vector<long> c;
   if (o.compute.empty()) return {200, 2000, 20000};
-  for (const auto& t : o.compute) {
-    std::size_t pos = 0;
-    long v = -1;
-    try {
-      v = std::stol(t, &pos);
-    } catch (const std::exception&) {
-    }
-    if (v < 0 || pos != t.size()) throw std::runtime_error("bad compute time `" + t + "` (microseconds per phase)");
-    c.push_back(v);
-  }
+  for (const auto& t : o.compute) c.push_back(parse_compute_us(t, "microseconds per phase"));
   return c;
 }
 
@@ -1250,16 +1253,7 @@ Outcome bench_coll_overlap(CollBenchOptions cb) {
   std::vector<std::string> compute;
   bool calibrated = false;
   if (!o.compute.empty()) {
-    for (const auto& t : o.compute) {
-      std::size_t pos = 0;
-      long v = -1;
-      try {
-        v = std::stol(t, &pos);
-      } catch (const std::exception&) {
-      }
-      if (v < 0 || pos != t.size()) throw std::runtime_error("bad compute time `" + t + "` (microseconds)");
-      compute.push_back(std::to_string(v));
-    }
+    for (const auto& t : o.compute) compute.push_back(std::to_string(parse_compute_us(t, "microseconds")));
     if (compute.size() != 1 && compute.size() != sizes.size())
       throw std::runtime_error(fmt::format("--compute takes one time or one per size ({})", sizes.size()));
     if (compute.size() == 1) compute.assign(sizes.size(), compute[0]);
