@@ -64,9 +64,13 @@ Schedule reduce_bcast(const Args& a) {
   Builder b(a.rank, a.size, a.elem_size);
   std::uint64_t n = a.count * a.elem_size;
   Loc input = a.in_place ? at(Buf::Recv, 0) : at(Buf::Send, 0);
-  tree_reduce(b, TreeKind::Binomial, 0, 0, input, at(Buf::Recv, 0), n, a.segsize);
+  // Fan-out k: k-nomial trees of radix k (2, the default: binomial; p or more: flat, every
+  // rank a child of rank 0, the fewest hops for small vectors).
+  int k = a.fanout > 2 ? a.fanout : 2;
+  TreeKind kind = k == 2 ? TreeKind::Binomial : TreeKind::Knomial;
+  tree_reduce(b, kind, k, 0, input, at(Buf::Recv, 0), n, a.segsize);
   b.fence();
-  tree_bcast(b, TreeKind::Binomial, 0, 0, Range{0, n}, a.segsize);
+  tree_bcast(b, kind, k, 0, Range{0, n}, a.segsize);
   return std::move(b).finish();
 }
 
@@ -212,8 +216,8 @@ Schedule rabenseifner(const Args& a) {
 
 std::vector<Algorithm> allreduce_algorithms() {
   return {
-      {"reduce_bcast", Coll::Allreduce, true, 0, false, reduce_bcast,
-       "binomial reduce to rank 0, then binomial broadcast (both segmented)"},
+      {"reduce_bcast", Coll::Allreduce, true, 2, false, reduce_bcast,
+       "k-nomial reduce to rank 0, then k-nomial broadcast (both segmented; fan-out 2: binomial)"},
       {"allgather_reduce", Coll::Allreduce, false, 0, false, allgather_reduce,
        "every input to every rank, combined locally in rank order"},
       {"recursive_doubling", Coll::Allreduce, false, 0, false, recursive_doubling,

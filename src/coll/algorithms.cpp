@@ -166,7 +166,8 @@ std::optional<Choice> parse_choice(Coll c, std::string_view text, std::string* w
     if (!parse_u64(parts[2], &f, false) || f > 1024) return fail(fmt::format("fan-out `{}` is not a number up to 1024", parts[2]));
     if (f && !ch.alg->default_fanout)
       return fail(fmt::format("{} algorithm {} has no fan-out (use 0)", coll_name(c), ch.alg->name));
-    if (f == 1 && ch.alg->default_fanout && std::string_view(ch.alg->name) == "knomial")
+    std::string_view name = ch.alg->name;
+    if (f == 1 && (name == "knomial" || name == "reduce_bcast"))
       return fail("k-nomial radix must be at least 2");
     ch.fanout = static_cast<int>(f);
   }

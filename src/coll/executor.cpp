@@ -15,19 +15,10 @@ Execution::Execution(std::shared_ptr<const Schedule> s, Buffers b, Reducer r, tr
   tmp_.resize(sc.tmp_bytes);
   std::uint64_t largest_reduce = 0;
   waiting_.resize(n);
-  succ_begin_.assign(n + 1, 0);
   for (std::size_t i = 0; i < n; ++i) {
     const Step& st = sc.steps[i];
     waiting_[i] = st.dep_count;
-    for (std::uint32_t k = 0; k < st.dep_count; ++k) ++succ_begin_[sc.deps[st.dep_begin + k] + 1];
     if (st.kind == StepKind::Reduce && st.bytes > largest_reduce) largest_reduce = st.bytes;
-  }
-  for (std::size_t i = 0; i < n; ++i) succ_begin_[i + 1] += succ_begin_[i];
-  succ_.resize(succ_begin_[n]);
-  std::vector<std::uint32_t> fill(succ_begin_.begin(), succ_begin_.end() - 1);
-  for (std::size_t i = 0; i < n; ++i) {
-    const Step& st = sc.steps[i];
-    for (std::uint32_t k = 0; k < st.dep_count; ++k) succ_[fill[sc.deps[st.dep_begin + k]]++] = static_cast<std::uint32_t>(i);
   }
   if (r_.op == ROp::User && !r_.commutative) scratch_.resize(largest_reduce);
   ops_.resize(n);
@@ -36,7 +27,7 @@ Execution::Execution(std::shared_ptr<const Schedule> s, Buffers b, Reducer r, tr
     ops_[i].ex = this;
     ops_[i].step = static_cast<std::uint32_t>(i);
   }
-  remaining_ = static_cast<std::uint32_t>(n);
+  remaining_.store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
 }
 
 Execution::~Execution() {
@@ -60,7 +51,7 @@ int Execution::start() noexcept {
     for (std::uint32_t i = 0; i < s_->steps.size(); ++i)
       if (waiting_[i] == 0) ready.push_back(i);
     run_ready(ready);
-    finished = remaining_ == 0 && !signalled_;
+    finished = remaining_.load(std::memory_order_relaxed) == 0 && !signalled_;
     if (finished) signalled_ = true;
     err = error();
   }
@@ -109,20 +100,18 @@ void Execution::run_ready(std::vector<std::uint32_t>& ready) {
 }
 
 void Execution::finish_step(std::uint32_t step, std::vector<std::uint32_t>& ready) {
-  for (std::uint32_t k = succ_begin_[step]; k < succ_begin_[step + 1]; ++k)
-    if (--waiting_[succ_[k]] == 0) ready.push_back(succ_[k]);
-  --remaining_;
+  const Schedule& sc = *s_;
+  for (std::uint32_t k = sc.succ_begin[step]; k < sc.succ_begin[step + 1]; ++k)
+    if (--waiting_[sc.succ[k]] == 0) ready.push_back(sc.succ[k]);
+  remaining_.store(remaining_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
 }
 
 void Execution::signal_done() noexcept {
-  // After the store a waiter may return and destroy this object: nothing but the wake-up
-  // (harmless on a reused word: futex waiters re-check) and the on-done function, copied
-  // first, may follow.
+  // After the store a waiter may return and destroy this object: only the on-done
+  // function, copied first, may follow. (Waiters poll done(); nobody sleeps on the word.)
   void (*fn)(void*) = on_done_;
   void* arg = on_done_arg_;
-  std::atomic<std::uint32_t>* word = &done_;
-  word->store(1, std::memory_order_release);
-  futex_wake_all(word);
+  done_.store(1, std::memory_order_release);
   if (fn) fn(arg);
 }
 
@@ -139,7 +128,7 @@ void Execution::on_complete(transport::Completion* c, int err) {
     std::lock_guard<std::mutex> g(ex->mu_);
     ex->finish_step(op->step, ready);
     ex->run_ready(ready);
-    finished = ex->remaining_ == 0 && !ex->signalled_;
+    finished = ex->remaining_.load(std::memory_order_relaxed) == 0 && !ex->signalled_;
     if (finished) ex->signalled_ = true;
   }
   if (finished) ex->signal_done();
@@ -147,15 +136,25 @@ void Execution::on_complete(transport::Completion* c, int err) {
 
 void Execution::wait() noexcept {
   if (done()) return;
-  // Poll as the MPI library's own blocking calls do (with Open MPI's mpi_yield_when_idle),
-  // giving the core away between polls. A collective is a chain of dependent messages and
-  // any sleep adds to every link (sleeping 50 us between polls made an 8-byte allreduce on
-  // 4 hosts 680 us instead of 140). While it polls, the progress thread sleeps instead of
-  // competing for the core (DrivingScope).
+  // Poll as the MPI library's own blocking calls do. A collective is a chain of dependent
+  // messages and any sleep adds to every link (sleeping 50 us between polls made an 8-byte
+  // allreduce on 4 hosts 680 us instead of 140). For the first kSpinUs after a step
+  // completes, poll back to back: with a core per rank the next message is often that
+  // close (a yield is a system call: always yielding made a 2-rank shared-memory allreduce
+  // 4.8 us instead of 1); after that, give the core away between polls, as Open MPI's
+  // mpi_yield_when_idle does, so that ranks sharing cores can run. While it polls, the
+  // progress thread sleeps instead of competing for the core (DrivingScope).
+  constexpr std::uint64_t kSpinUs = 10;
   DrivingScope driving;
+  std::uint64_t spin_until = now_us() + kSpinUs;
+  std::size_t left = remaining_steps();
   while (!done()) {
     p2p_->progress();
-    if (!done()) sched_yield();
+    if (done()) break;
+    std::uint64_t now = now_us();
+    std::size_t r = remaining_steps();
+    if (r != left) left = r, spin_until = now + kSpinUs;
+    if (now >= spin_until) sched_yield();
   }
 }
 

@@ -48,6 +48,7 @@ class Execution {
   void run_ready(std::vector<std::uint32_t>& ready);
   void* addr(Loc l) const;
   void signal_done() noexcept;
+  std::size_t remaining_steps() const noexcept { return remaining_.load(std::memory_order_relaxed); }
 
   std::shared_ptr<const Schedule> s_;
   Buffers b_;
@@ -57,10 +58,10 @@ class Execution {
   std::vector<unsigned char> tmp_;
   std::vector<unsigned char> scratch_;          // for non-commutative user reductions
   std::vector<std::uint32_t> waiting_;          // unfinished dependencies per step
-  std::vector<std::uint32_t> succ_begin_, succ_;  // successors, CSR
   std::vector<Op> ops_;
   std::mutex mu_;
-  std::uint32_t remaining_ = 0;  // steps not finished (guarded by mu_)
+  // Steps not finished: written under mu_, read without it by a waiting thread.
+  std::atomic<std::uint32_t> remaining_{0};
   bool signalled_ = false;       // done_ set or about to be (guarded by mu_)
   void (*on_done_)(void*) = nullptr;
   void* on_done_arg_ = nullptr;

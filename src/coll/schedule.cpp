@@ -110,6 +110,14 @@ Schedule Builder::finish() && {
     s_.steps[i].dep_count = static_cast<std::uint32_t>(d.size());
     s_.deps.insert(s_.deps.end(), d.begin(), d.end());
   }
+  const std::size_t n = s_.steps.size();
+  s_.succ_begin.assign(n + 1, 0);
+  for (std::uint32_t d : s_.deps) ++s_.succ_begin[d + 1];
+  for (std::size_t i = 0; i < n; ++i) s_.succ_begin[i + 1] += s_.succ_begin[i];
+  s_.succ.resize(s_.deps.size());
+  std::vector<std::uint32_t> fill(s_.succ_begin.begin(), s_.succ_begin.end() - 1);
+  for (std::size_t i = 0; i < n; ++i)
+    for (std::uint32_t d : deps_[i]) s_.succ[fill[d]++] = static_cast<std::uint32_t>(i);
   return std::move(s_);
 }
 

@@ -58,6 +58,9 @@ struct Schedule {
   std::uint64_t tmp_bytes = 0;
   std::vector<Step> steps;
   std::vector<std::uint32_t> deps;  // dependency lists of all steps, back to back
+  // The reverse relation, filled by Builder::finish(): the steps that depend on step i are
+  // succ[succ_begin[i] .. succ_begin[i+1]).
+  std::vector<std::uint32_t> succ_begin, succ;
 
   // Checks the invariants the executor relies on (deps point backwards, ranges inside
   // the declared scratch area, peers in range, whole elements); throws std::logic_error

@@ -25,15 +25,23 @@ inline std::atomic<int>& progress_drivers() {
   static std::atomic<int> n{0};
   return n;
 }
+// Number of progress threads asleep on the bell because drivers poll (set before they read
+// the bell's value to sleep on): only then does the last driver leaving need a wake-up call.
+inline std::atomic<int>& progress_parked() {
+  static std::atomic<int> n{0};
+  return n;
+}
 inline std::atomic<std::uint32_t>& progress_bell();
 inline void futex_wake_all(std::atomic<std::uint32_t>* word) noexcept;
 struct DrivingScope {
-  DrivingScope() noexcept { progress_drivers().fetch_add(1, std::memory_order_acq_rel); }
+  DrivingScope() noexcept { progress_drivers().fetch_add(1, std::memory_order_seq_cst); }
   ~DrivingScope() {
     // The last driver leaving wakes the progress thread, which slept while drivers polled.
-    if (progress_drivers().fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      progress_bell().fetch_add(1, std::memory_order_acq_rel);
-      futex_wake_all(&progress_bell());
+    // The bell always moves (a thread about to sleep on its old value returns at once);
+    // the system call only when a thread is parked.
+    if (progress_drivers().fetch_sub(1, std::memory_order_seq_cst) == 1) {
+      progress_bell().fetch_add(1, std::memory_order_seq_cst);
+      if (progress_parked().load(std::memory_order_seq_cst) > 0) futex_wake_all(&progress_bell());
     }
   }
   DrivingScope(const DrivingScope&) = delete;

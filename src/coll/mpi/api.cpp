@@ -5,6 +5,7 @@
 #include <atomic>
 #include <climits>
 #include <mutex>
+#include <optional>
 
 #include "coll/algorithms.hpp"
 #include "coll/executor.hpp"
@@ -55,13 +56,28 @@ CollRequest start(coll::Coll c, const void* sendbuf, void* recvbuf, int count, M
   coll::MpiCallSpec spec{c, sendbuf, recvbuf, count, type, op, root, comm};
   coll::Choice choice;
   if (!o.algorithm.empty()) {
-    std::string text = o.algorithm;
-    if (o.segsize || o.fanout) text += fmt::format(":{}", o.segsize);
-    if (o.fanout) text += fmt::format(":{}", o.fanout);
-    std::string why;
-    auto ch = coll::parse_choice(c, text, &why);
-    if (!ch) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), why));
-    choice = *ch;
+    // A program repeats the same options: keep the last parse of this thread.
+    struct Parsed {
+      coll::Coll coll;
+      std::string algorithm;
+      std::uint64_t segsize;
+      int fanout;
+      coll::Choice choice;
+    };
+    thread_local std::optional<Parsed> last;
+    if (last && last->coll == c && last->algorithm == o.algorithm && last->segsize == o.segsize &&
+        last->fanout == o.fanout) {
+      choice = last->choice;
+    } else {
+      std::string text = o.algorithm;
+      if (o.segsize || o.fanout) text += fmt::format(":{}", o.segsize);
+      if (o.fanout) text += fmt::format(":{}", o.fanout);
+      std::string why;
+      auto ch = coll::parse_choice(c, text, &why);
+      if (!ch) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), why));
+      choice = *ch;
+      last = Parsed{c, o.algorithm, o.segsize, o.fanout, choice};
+    }
   }
   auto d = std::make_shared<detail::Call>();
   std::string why;

@@ -11,6 +11,11 @@ namespace tandem::coll {
 namespace {
 bool rooted(Coll c) { return c == Coll::Bcast || c == Coll::Reduce || c == Coll::Gather || c == Coll::Scatter; }
 bool reduces(Coll c) { return c == Coll::Reduce || c == Coll::Allreduce || c == Coll::ReduceScatterBlock; }
+bool same_args(const Args& x, const Args& y) {
+  return x.coll == y.coll && x.rank == y.rank && x.size == y.size && x.root == y.root && x.count == y.count &&
+         x.elem_size == y.elem_size && x.in_place == y.in_place && x.commutative == y.commutative &&
+         x.segsize == y.segsize && x.fanout == y.fanout;
+}
 
 void reduce_local(const void* in, void* inout, std::uint64_t count, void* ctx) {
   auto* call = static_cast<MpiCall*>(ctx);
@@ -110,23 +115,39 @@ std::unique_ptr<MpiCall> MpiContext::prepare(const MpiCallSpec& s, const Choice*
   call->choice = forced ? *forced : default_choice(s.coll, p, a.count * a.elem_size, a.commutative);
   a.segsize = call->choice.segsize;
   a.fanout = call->choice.fanout;
-  std::shared_ptr<const Schedule> sched;
-  try {
-    sched = std::make_shared<const Schedule>(build(*call->choice.alg, a));
-  } catch (const std::exception& e) {
-    if (why) *why = e.what();
-    return nullptr;
-  }
   Channel* ch = channel(s.comm);
   if (!ch) {
     if (why) *why = "cannot duplicate the communicator";
     return nullptr;
   }
   call->p2p = ch->p2p.get();
+  const Algorithm* alg = call->choice.alg;
+  std::shared_ptr<const Schedule> sched;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    for (const auto& c : ch->cache)
+      if (c.alg == alg && same_args(c.args, a)) sched = c.schedule;
+  }
+  bool built = false;
+  if (!sched) {
+    try {
+      sched = std::make_shared<const Schedule>(build(*alg, a));
+    } catch (const std::exception& e) {
+      if (why) *why = e.what();
+      return nullptr;
+    }
+    built = true;
+  }
   std::uint32_t seq;
   {
     std::lock_guard<std::mutex> g(mu_);
     seq = ch->seq++;
+    if (built && ch->cache.size() < kCachedSchedules) {
+      ch->cache.push_back({alg, a, sched});
+    } else if (built) {
+      ch->cache[ch->cache_next] = {alg, a, sched};
+      ch->cache_next = (ch->cache_next + 1) % kCachedSchedules;
+    }
   }
   call->exec = std::make_unique<Execution>(std::move(sched), b, r, ch->p2p.get(), seq);
   return call;

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "coll/algorithms.hpp"
 #include "coll/executor.hpp"
@@ -60,7 +61,17 @@ class MpiContext {
     MPI_Comm dup = MPI_COMM_NULL;
     std::unique_ptr<transport::MpiP2P> p2p;
     std::uint32_t seq = 0;
+    // Schedules of recent calls (a program repeats the same few calls): at most
+    // kCachedSchedules, the oldest replaced first. Guarded by MpiContext::mu_.
+    struct Cached {
+      const Algorithm* alg;
+      Args args;
+      std::shared_ptr<const Schedule> schedule;
+    };
+    std::vector<Cached> cache;
+    std::size_t cache_next = 0;
   };
+  static constexpr std::size_t kCachedSchedules = 16;
   static int delete_channel(MPI_Comm, int, void* value, void*);
   static int at_finalize(MPI_Comm, int, void*, void* extra);
   Channel* channel(MPI_Comm comm);
