@@ -141,20 +141,24 @@ void Execution::wait() noexcept {
   // allreduce on 4 hosts 680 us instead of 140). For the first kSpinUs after a step
   // completes, poll back to back: with a core per rank the next message is often that
   // close (a yield is a system call: always yielding made a 2-rank shared-memory allreduce
-  // 4.8 us instead of 1); after that, give the core away between polls, as Open MPI's
-  // mpi_yield_when_idle does, so that ranks sharing cores can run. While it polls, the
-  // progress thread sleeps instead of competing for the core (DrivingScope).
-  constexpr std::uint64_t kSpinUs = 10;
+  // 4.8 us instead of 1). After that, give the core away between polls, as Open MPI's
+  // mpi_yield_when_idle does, so that ranks sharing cores can run — unless the poll itself
+  // took long: then the library yielded inside it (Open MPI does, in opal_progress, when
+  // it found nothing), and yielding again would only put off noticing a message that
+  // arrived meanwhile. While it polls, the progress thread sleeps instead of competing
+  // for the core (DrivingScope).
+  constexpr std::uint64_t kSpinUs = 10, kLongPollUs = 10;
   DrivingScope driving;
   std::uint64_t spin_until = now_us() + kSpinUs;
   std::size_t left = remaining_steps();
   while (!done()) {
+    std::uint64_t before = now_us();
     p2p_->progress();
     if (done()) break;
     std::uint64_t now = now_us();
     std::size_t r = remaining_steps();
     if (r != left) left = r, spin_until = now + kSpinUs;
-    if (now >= spin_until) sched_yield();
+    if (now >= spin_until && now - before < kLongPollUs) sched_yield();
   }
 }
 

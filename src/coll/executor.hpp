@@ -35,7 +35,8 @@ class Execution {
   int start() noexcept;
   bool done() const noexcept { return done_.load(std::memory_order_acquire) != 0; }
   int error() const noexcept { return error_.load(std::memory_order_acquire); }
-  // Until done: drives the transport and sleeps between polls (futex on the done word).
+  // Until done: drives the transport itself, polling back to back for a few microseconds
+  // after each completed step, then yielding the core between polls.
   void wait() noexcept;
 
  private:
