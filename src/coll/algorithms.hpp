@@ -40,6 +40,7 @@ struct Args {
   bool commutative = true;   // of the reduction operation
   std::uint64_t segsize = 0; // bytes per segment, 0: no segmentation
   int fanout = 0;            // 0: the algorithm's default
+  bool operator==(const Args&) const = default;  // same arguments, same schedule
 };
 
 // The bytes of the caller's send and receive buffers a call uses (0 when unused, as on a

@@ -11,11 +11,6 @@ namespace tandem::coll {
 namespace {
 bool rooted(Coll c) { return c == Coll::Bcast || c == Coll::Reduce || c == Coll::Gather || c == Coll::Scatter; }
 bool reduces(Coll c) { return c == Coll::Reduce || c == Coll::Allreduce || c == Coll::ReduceScatterBlock; }
-bool same_args(const Args& x, const Args& y) {
-  return x.coll == y.coll && x.rank == y.rank && x.size == y.size && x.root == y.root && x.count == y.count &&
-         x.elem_size == y.elem_size && x.in_place == y.in_place && x.commutative == y.commutative &&
-         x.segsize == y.segsize && x.fanout == y.fanout;
-}
 
 void reduce_local(const void* in, void* inout, std::uint64_t count, void* ctx) {
   auto* call = static_cast<MpiCall*>(ctx);
@@ -126,7 +121,7 @@ std::unique_ptr<MpiCall> MpiContext::prepare(const MpiCallSpec& s, const Choice*
   {
     std::lock_guard<std::mutex> g(mu_);
     for (const auto& c : ch->cache)
-      if (c.alg == alg && same_args(c.args, a)) sched = c.schedule;
+      if (c.alg == alg && c.args == a) sched = c.schedule;
   }
   bool built = false;
   if (!sched) {
