@@ -1,11 +1,24 @@
 /* Helpers shared by the plain MPI benchmark programs (pingpong.c, overlap.c): size
- * arguments, quantiles, page-aligned buffers. No tandem code. */
+ * arguments, quantiles, page-aligned buffers, the start line. No tandem code. */
 #ifndef TANDEM_BENCH_UTIL_H
 #define TANDEM_BENCH_UTIL_H
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* Once every rank has started (after MPI_Init, arguments accepted), rank 0 prints
+ * {"bench":"<bench>","started":true,"ranks":N} and flushes it: `tandem bench` stops and
+ * launches again a run that prints nothing for --launch-timeout seconds (a launch that
+ * hung). Needs <mpi.h> included before this header. */
+static void announce_start(const char* bench, int rank, int nranks) {
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) {
+    printf("{\"bench\":\"%s\",\"started\":true,\"ranks\":%d}\n", bench, nranks);
+    fflush(stdout);
+  }
+}
 
 /* A size such as 4096, 64K, 1M or 2GB (powers of 1024); 0 on success. */
 static int parse_size(const char* s, size_t* out) {

@@ -572,6 +572,7 @@ int main(int argc, char** argv) {
   Common cm;
   char lib[128];
   library_name(lib, sizeof lib);
+  announce_start("coll", rank_, size_);
   cm.lib = lib;
   cm.thread = thread;
   cm.overlap = overlap_mode;

@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
 
   char lib[128];
   library_name(lib, sizeof lib);
+  announce_start("overlap", rank, nranks);
   bench_calibrate();
   /* What compute(t) really takes here, per compute time (median of a few runs). */
   double measured[MAX_COMPUTE];

@@ -126,6 +126,7 @@ int main(int argc, char** argv) {
 
   char lib[128];
   library_name(lib, sizeof lib);
+  announce_start("pingpong", rank, nranks);
   double* times = malloc(sizeof(double) * (size_t)(max_iters + max_warmup + 1));
   if (!times) MPI_Abort(MPI_COMM_WORLD, 1);
 

@@ -37,7 +37,13 @@ Env preload_env(const std::string& mpi, const Env& extra = {});
 // Runs argv (PATH lookup) with `env` added to this process's environment and
 // returns its exit status (128+signal when killed). When `out` is given the
 // child's standard output is captured there instead of passed through.
-int run_command(const std::vector<std::string>& argv, const Env& env = {}, std::string* out = nullptr);
+//
+// With `silence_limit_s` > 0 (and `out`), a child that writes nothing to its standard
+// output for that many seconds from its start is stopped — SIGTERM to its process
+// group, SIGKILL 10 s later — and `*stalled` (when given) is set; the child runs in
+// a process group of its own so that everything it started is stopped with it.
+int run_command(const std::vector<std::string>& argv, const Env& env = {}, std::string* out = nullptr,
+                unsigned silence_limit_s = 0, bool* stalled = nullptr);
 
 // Throws std::runtime_error with the TANDEM_* configuration errors of this environment.
 void check_environment();

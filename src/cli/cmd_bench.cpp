@@ -48,6 +48,7 @@ struct Options {
   double budget = 1.0;               // seconds per size (and compute time), passed as -t
   long iters = 0;                    // most timed iterations per point (-n), 0: program default
   int timeout = 900;                 // seconds per program run
+  int launch_timeout = 60;           // seconds for a run to print its first line (0: no limit)
 };
 
 std::uint64_t parse_bytes(const std::string& text) {
@@ -289,15 +290,19 @@ struct Session {
     int rc = 0;
     double secs = 0;
     std::string why;
-    // A run that times out without printing anything is run once more: now and then an
-    // Open MPI launch on the virtual cluster hangs before the program starts.
+    // Now and then an Open MPI launch on the virtual cluster hangs before the program
+    // starts (one orted never comes up). The programs print a line once every rank has
+    // started: a run silent for --launch-timeout seconds is stopped and launched again
+    // (twice at most), and one that times out without printing anything runs once more.
+    int stalls = 0;
     for (int attempt = 1;; ++attempt) {
       auto t0 = std::chrono::steady_clock::now();
       std::string out;
       rc = 0;
       why.clear();
+      bool stalled = false;
       try {
-        rc = run_command(full, x.env, &out);
+        rc = run_command(full, x.env, &out, static_cast<unsigned>(o.launch_timeout), &stalled);
       } catch (const std::exception& e) {
         rc = -1;
         why = e.what();
@@ -322,9 +327,21 @@ struct Session {
         run_doc["env"] = env;
       }
       run_doc["results"] = lines;
+      if (stalled) run_doc["stalled"] = true;
       runs.push_back(run_doc);
+      if (stalled && why.empty() && stalls < 2) {
+        ++stalls;
+        fmt::print(stderr, "warning: {} {} printed nothing in {} s (a launch that hung?); stopped it, launching it "
+                           "again\n", program, label, o.launch_timeout);
+        continue;
+      }
+      if (stalled && why.empty()) {
+        why = fmt::format("printed nothing in {} s, {} launches in a row (--launch-timeout)", o.launch_timeout,
+                          stalls + 1);
+        break;
+      }
       bool hung = why.empty() && (rc == 124 || rc == 128 + 9) && lines.empty();
-      if (!hung || attempt == 2) break;
+      if (!hung || attempt - stalls == 2) break;
       fmt::print(stderr, "warning: {} {} printed nothing in {} s (a launch that hung?); running it once more\n", program,
                  label, o.timeout);
     }
@@ -771,6 +788,11 @@ void add_common(CLI::App* cmd, Options& o) {
       ->capture_default_str();
   cmd->add_option("--iters", o.iters, "Most timed iterations per size (default: the program's)");
   cmd->add_option("--timeout", o.timeout, "Seconds before a run is killed")->capture_default_str();
+  cmd->add_option("--launch-timeout", o.launch_timeout,
+                  "Seconds for a run to print its first line (the programs print one once every rank has "
+                  "started) before it is stopped and launched again, twice at most; 0: no limit")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 }
 
 int hard_fail(const std::string& msg) {

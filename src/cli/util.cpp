@@ -1,5 +1,7 @@
 #include <elf.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -7,6 +9,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -136,8 +140,11 @@ Env preload_env(const std::string& mpi, const Env& extra) {
   return env;
 }
 
-int run_command(const std::vector<std::string>& argv, const Env& env, std::string* out) {
+int run_command(const std::vector<std::string>& argv, const Env& env, std::string* out, unsigned silence_limit_s,
+                bool* stalled) {
   if (argv.empty()) throw std::runtime_error("no command to run");
+  if (stalled) *stalled = false;
+  const bool watch = out && silence_limit_s > 0;
   std::map<std::string, std::string> vars;
   for (char** e = environ; *e; ++e) {
     std::string s(*e);
@@ -157,23 +164,61 @@ int run_command(const std::vector<std::string>& argv, const Env& env, std::strin
   int pipefd[2] = {-1, -1};
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
   if (out) {
-    if (pipe2(pipefd, O_CLOEXEC) != 0) throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
+    if (pipe2(pipefd, O_CLOEXEC) != 0) {
+      posix_spawn_file_actions_destroy(&fa);
+      posix_spawnattr_destroy(&attr);
+      throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
+    }
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
   }
+  if (watch) {
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
+  }
   pid_t pid = 0;
-  int rc = posix_spawnp(&pid, cargv[0], &fa, nullptr, cargv.data(), cenv.data());
+  int rc = posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), cenv.data());
   posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   if (out) ::close(pipefd[1]);
   if (rc != 0) {
     if (out) ::close(pipefd[0]);
     throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
   }
   if (out) {
+    using clock = std::chrono::steady_clock;
+    const auto deadline = clock::now() + std::chrono::seconds(silence_limit_s);
+    bool heard = false, stopped = false, killed = false;
+    clock::time_point kill_at{};
     char buf[65536];
-    ssize_t n;
-    while ((n = ::read(pipefd[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
-      if (n > 0) out->append(buf, static_cast<std::size_t>(n));
+    while (true) {
+      if (watch && !heard && !killed) {
+        auto now = clock::now();
+        if (!stopped && now >= deadline) {
+          // Nothing printed in time: stop the whole group, then read on until the pipe
+          // closes. The child is not reaped before that, so its group id stays ours.
+          stopped = true;
+          if (stalled) *stalled = true;
+          ::kill(-pid, SIGTERM);
+          kill_at = now + std::chrono::seconds(10);
+        } else if (stopped && now >= kill_at) {
+          killed = true;
+          ::kill(-pid, SIGKILL);
+        }
+        auto until = stopped ? kill_at : deadline;
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
+        pollfd pfd{pipefd[0], POLLIN, 0};
+        int n = ::poll(&pfd, 1, static_cast<int>(std::clamp<long long>(left, 1, 1000)));
+        if (n == 0 || (n < 0 && errno == EINTR)) continue;
+      }
+      ssize_t n = ::read(pipefd[0], buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      heard = true;
+      out->append(buf, static_cast<std::size_t>(n));
+    }
     ::close(pipefd[0]);
   }
   int status = 0;
