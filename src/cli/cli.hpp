@@ -41,7 +41,9 @@ Env preload_env(const std::string& mpi, const Env& extra = {});
 // With `silence_limit_s` > 0 (and `out`), a child that writes nothing to its standard
 // output for that many seconds from its start is stopped — SIGTERM to its process
 // group, SIGKILL 10 s later — and `*stalled` (when given) is set; the child runs in
-// a process group of its own so that everything it started is stopped with it.
+// a process group of its own so that everything it started is stopped with it; its
+// standard input is /dev/null, and SIGINT, SIGTERM and SIGHUP that reach this process
+// while it runs are passed on to its group, then taken by this process as before.
 int run_command(const std::vector<std::string>& argv, const Env& env = {}, std::string* out = nullptr,
                 unsigned silence_limit_s = 0, bool* stalled = nullptr);
 

@@ -140,6 +140,18 @@ Env preload_env(const std::string& mpi, const Env& extra) {
   return env;
 }
 
+namespace {
+// run_command's watched child runs in a process group of its own, so the terminal's
+// Ctrl-C no longer reaches it: forward SIGINT, SIGTERM and SIGHUP to that group while it
+// runs, then take the signal ourselves.
+volatile sig_atomic_t g_watched_group = 0;
+volatile sig_atomic_t g_caught_signal = 0;
+extern "C" void forward_to_group(int sig) {
+  g_caught_signal = sig;
+  if (g_watched_group > 0) ::kill(-static_cast<pid_t>(g_watched_group), sig);
+}
+}  // namespace
+
 int run_command(const std::vector<std::string>& argv, const Env& env, std::string* out, unsigned silence_limit_s,
                 bool* stalled) {
   if (argv.empty()) throw std::runtime_error("no command to run");
@@ -174,18 +186,40 @@ int run_command(const std::vector<std::string>& argv, const Env& env, std::strin
     }
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
   }
+  // A group of its own is a background group on a terminal: it must not read from it.
+  constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction old_actions[3] {};
   if (watch) {
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
     posix_spawnattr_setpgroup(&attr, 0);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    g_caught_signal = 0;
+    struct sigaction fwd {};
+    fwd.sa_handler = forward_to_group;
+    sigemptyset(&fwd.sa_mask);
+    for (int i = 0; i < 3; ++i) {
+      sigaction(kForwarded[i], nullptr, &old_actions[i]);
+      if (old_actions[i].sa_handler != SIG_IGN) sigaction(kForwarded[i], &fwd, nullptr);  // ignored stays ignored
+    }
   }
+  auto restore_signals = [&] {
+    if (!watch) return;
+    g_watched_group = 0;
+    for (int i = 0; i < 3; ++i) sigaction(kForwarded[i], &old_actions[i], nullptr);
+  };
   pid_t pid = 0;
   int rc = posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), cenv.data());
   posix_spawn_file_actions_destroy(&fa);
   posix_spawnattr_destroy(&attr);
   if (out) ::close(pipefd[1]);
   if (rc != 0) {
+    restore_signals();
     if (out) ::close(pipefd[0]);
     throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
+  }
+  if (watch) {
+    g_watched_group = pid;
+    if (g_caught_signal) ::kill(-pid, g_caught_signal);  // one that came during the spawn
   }
   if (out) {
     using clock = std::chrono::steady_clock;
@@ -194,20 +228,23 @@ int run_command(const std::vector<std::string>& argv, const Env& env, std::strin
     clock::time_point kill_at{};
     char buf[65536];
     while (true) {
-      if (watch && !heard && !killed) {
+      if (watch && !killed) {
         auto now = clock::now();
-        if (!stopped && now >= deadline) {
-          // Nothing printed in time: stop the whole group, then read on until the pipe
-          // closes. The child is not reaped before that, so its group id stays ours.
+        bool silent = !heard && now >= deadline;
+        if (!stopped && (silent || g_caught_signal)) {
+          // Nothing printed in time, or the user stopped us (the signal went to the group
+          // already; what ignores it, e.g. a shell's background job, gets SIGTERM): stop
+          // the whole group, then read on until the pipe closes. The child is not reaped
+          // before that, so its group id stays ours.
           stopped = true;
-          if (stalled) *stalled = true;
+          if (silent && stalled) *stalled = true;
           ::kill(-pid, SIGTERM);
           kill_at = now + std::chrono::seconds(10);
         } else if (stopped && now >= kill_at) {
           killed = true;
           ::kill(-pid, SIGKILL);
         }
-        auto until = stopped ? kill_at : deadline;
+        auto until = stopped ? kill_at : heard ? now + std::chrono::seconds(1) : deadline;
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
         pollfd pfd{pipefd[0], POLLIN, 0};
         int n = ::poll(&pfd, 1, static_cast<int>(std::clamp<long long>(left, 1, 1000)));
@@ -224,6 +261,8 @@ int run_command(const std::vector<std::string>& argv, const Env& env, std::strin
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
+  restore_signals();
+  if (watch && g_caught_signal) ::raise(g_caught_signal);  // the user stopped us: stop as before
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return 1;
