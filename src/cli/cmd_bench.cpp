@@ -801,6 +801,21 @@ int hard_fail(const std::string& msg) {
   return 1;
 }
 
+// A subcommand's callback that runs `body` for its exit status: an exception becomes a
+// message on standard error and status 1; a non-zero status ends the program with it.
+template <class Body>
+std::function<void()> exits_with(Body body) {
+  return [body = std::move(body)] {
+    int rc = 0;
+    try {
+      rc = body();
+    } catch (const std::exception& e) {
+      rc = hard_fail(e.what());
+    }
+    if (rc) throw CLI::RuntimeError(rc);
+  };
+}
+
 // ---- tandem bench coll ----------------------------------------------------------------------
 //
 // Time mode: per round, one run of coll_bench timing every tandem algorithm and the MPI
@@ -1527,17 +1542,11 @@ void add_bench(CLI::App& app) {
     add_common(cmd, *o);
     cmd->add_option("--json", o->json_file, "Write all results to this JSON file");
     cmd->add_option("--plot", o->plot_file, "Write an SVG plot to this file");
-    cmd->callback([o] {
-      int rc = 0;
-      try {
-        Outcome out = bench_pingpong(*o);
-        save(out, o->json_file, o->plot_file);
-        if (!out.complete) rc = hard_fail("some runs failed (see above); their mode is missing from the results");
-      } catch (const std::exception& e) {
-        rc = hard_fail(e.what());
-      }
-      if (rc) throw CLI::RuntimeError(rc);
-    });
+    cmd->callback(exits_with([o] {
+      Outcome out = bench_pingpong(*o);
+      save(out, o->json_file, o->plot_file);
+      return out.complete ? 0 : hard_fail("some runs failed (see above); their mode is missing from the results");
+    }));
   }
   {
     auto o = std::make_shared<Options>();
@@ -1547,19 +1556,13 @@ void add_bench(CLI::App& app) {
         ->delimiter(',');
     cmd->add_option("--json", o->json_file, "Write all results to this JSON file");
     cmd->add_option("--plot", o->plot_file, "Write an SVG plot to this file");
-    cmd->callback([o] {
-      int rc = 0;
-      try {
-        Options opts = *o;
-        preflight(opts, false, nullptr);
-        Outcome out = bench_overlap(opts);
-        save(out, o->json_file, o->plot_file);
-        if (!out.complete) rc = hard_fail("some runs failed (see above); their mode is missing from the results");
-      } catch (const std::exception& e) {
-        rc = hard_fail(e.what());
-      }
-      if (rc) throw CLI::RuntimeError(rc);
-    });
+    cmd->callback(exits_with([o] {
+      Options opts = *o;
+      preflight(opts, false, nullptr);
+      Outcome out = bench_overlap(opts);
+      save(out, o->json_file, o->plot_file);
+      return out.complete ? 0 : hard_fail("some runs failed (see above); their mode is missing from the results");
+    }));
   }
   {
     auto cb = std::make_shared<CollBenchOptions>();
@@ -1605,15 +1608,7 @@ void add_bench(CLI::App& app) {
                     "collective)");
     cmd->add_option("--json", cb->o.json_file, "Write all results to this JSON file");
     cmd->add_option("--plot", cb->o.plot_file, "Write an SVG plot to this file");
-    cmd->callback([cb] {
-      int rc = 0;
-      try {
-        rc = run_bench_coll(*cb);
-      } catch (const std::exception& e) {
-        rc = hard_fail(e.what());
-      }
-      if (rc) throw CLI::RuntimeError(rc);
-    });
+    cmd->callback(exits_with([cb] { return run_bench_coll(*cb); }));
   }
   {
     auto d = std::make_shared<DemoOptions>();
@@ -1636,15 +1631,7 @@ void add_bench(CLI::App& app) {
     cmd->add_option("--compute", d->o.compute, "Compute times per phase in us")->delimiter(',')->capture_default_str();
     cmd->add_option("--budget", d->o.budget, "Seconds of timing per size")->capture_default_str();
     cmd->add_option("--out", d->out_dir, "Directory for the JSON and SVG results")->capture_default_str();
-    cmd->callback([d] {
-      int rc = 0;
-      try {
-        rc = run_demo(*d);
-      } catch (const std::exception& e) {
-        rc = hard_fail(e.what());
-      }
-      if (rc) throw CLI::RuntimeError(rc);
-    });
+    cmd->callback(exits_with([d] { return run_demo(*d); }));
   }
 }
 
