@@ -15,7 +15,9 @@ namespace {
 Tracker& tracker() {
   static bool ready = [] {
     const char* err = nullptr;
-    return Tracker::instance().init(64, &err);
+    auto o = tandem::protect::tracker_options(tandem::Config{});
+    o.max_ops = 64;
+    return Tracker::instance().init(o, &err);
   }();
   (void)ready;
   return Tracker::instance();

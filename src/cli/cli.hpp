@@ -2,6 +2,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -49,5 +50,16 @@ int run_command(const std::vector<std::string>& argv, const Env& env = {}, std::
 
 // Throws std::runtime_error with the TANDEM_* configuration errors of this environment.
 void check_environment();
+
+// Command-line values through the one parser of sizes, rates and durations
+// (common/units.hpp): CLI11 validators that name what is wrong, and conversions that
+// throw std::runtime_error with the same message.
+CLI::Validator bytes_validator(std::uint64_t max = UINT64_MAX);
+CLI::Validator rate_validator();
+CLI::Validator duration_validator(bool bare_is_microseconds);
+std::uint64_t parse_bytes_or_throw(const std::string& text, std::uint64_t max = UINT64_MAX);
+std::uint64_t parse_rate_or_throw(const std::string& text);
+// A duration in microseconds (a bare number is microseconds).
+std::uint64_t parse_us_or_throw(const std::string& text);
 
 }  // namespace tandem::cli

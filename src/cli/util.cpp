@@ -19,7 +19,9 @@
 #include <stdexcept>
 
 #include "cli/cli.hpp"
+#include "coll/select.hpp"
 #include "common/config.hpp"
+#include "common/units.hpp"
 
 extern char** environ;
 
@@ -271,10 +273,64 @@ int run_command(const std::vector<std::string>& argv, const Env& env, std::strin
 void check_environment() {
   Config cfg;
   std::string errors = load_config(cfg);
+  coll::Selector::from_config(cfg, &errors);
   if (!errors.empty()) {
     if (errors.back() == '\n') errors.pop_back();
     throw std::runtime_error("bad configuration:\n" + errors);
   }
+}
+
+CLI::Validator bytes_validator(std::uint64_t max) {
+  return CLI::Validator(
+      [max](std::string& t) {
+        std::uint64_t v = 0;
+        std::string why;
+        return units::parse_bytes(t, v, max, &why) ? std::string() : why;
+      },
+      "BYTES");
+}
+
+CLI::Validator rate_validator() {
+  return CLI::Validator(
+      [](std::string& t) {
+        std::uint64_t v = 0;
+        std::string why;
+        return units::parse_rate(t, v, &why) ? std::string() : why;
+      },
+      "RATE");
+}
+
+CLI::Validator duration_validator(bool bare_us) {
+  return CLI::Validator(
+      [bare_us](std::string& t) {
+        std::uint64_t v = 0;
+        std::string why;
+        return units::parse_duration(t, bare_us ? units::TimeUnit::Microseconds : units::TimeUnit::Seconds, v, &why)
+                   ? std::string()
+                   : why;
+      },
+      "DURATION");
+}
+
+std::uint64_t parse_bytes_or_throw(const std::string& text, std::uint64_t max) {
+  std::uint64_t v = 0;
+  std::string why;
+  if (!units::parse_bytes(text, v, max, &why)) throw std::runtime_error(why);
+  return v;
+}
+
+std::uint64_t parse_rate_or_throw(const std::string& text) {
+  std::uint64_t v = 0;
+  std::string why;
+  if (!units::parse_rate(text, v, &why)) throw std::runtime_error(why);
+  return v;
+}
+
+std::uint64_t parse_us_or_throw(const std::string& text) {
+  std::uint64_t ns = 0;
+  std::string why;
+  if (!units::parse_duration(text, units::TimeUnit::Microseconds, ns, &why)) throw std::runtime_error(why);
+  return ns / 1000;
 }
 
 }  // namespace tandem::cli

@@ -5,10 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
-#include <charconv>
 #include <stdexcept>
 
 #include "coll/building.hpp"
+#include "common/units.hpp"
 
 namespace tandem::coll {
 
@@ -112,30 +112,33 @@ std::string Choice::str() const {
 }
 
 namespace {
-bool parse_u64(std::string_view s, std::uint64_t* out, bool suffixes) {
-  if (s.empty()) return false;
-  std::uint64_t mult = 1;
-  if (suffixes) {
-    char c = static_cast<char>(std::toupper(static_cast<unsigned char>(s.back())));
-    if (c == 'K' || c == 'M' || c == 'G') {
-      mult = c == 'K' ? 1024 : c == 'M' ? 1024 * 1024 : 1024ull * 1024 * 1024;
-      s.remove_suffix(1);
-    }
-  }
-  std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size()) return false;
-  if (v > UINT64_MAX / mult) return false;
-  *out = v * mult;
-  return true;
-}
-
 std::string names_of(Coll c) {
   std::string out;
   for (const auto& a : algorithms(c)) out += (out.empty() ? "" : ", ") + std::string(a.name);
   return out;
 }
 }  // namespace
+
+std::optional<Choice> make_choice(Coll c, std::string_view name, std::uint64_t segsize, std::uint64_t fanout,
+                                  std::string* why) {
+  auto fail = [&](std::string msg) -> std::optional<Choice> {
+    if (why) *why = std::move(msg);
+    return std::nullopt;
+  };
+  Choice ch;
+  ch.alg = find_algorithm(c, name);
+  if (!ch.alg) return fail(fmt::format("unknown {} algorithm `{}` (known: {})", coll_name(c), name, names_of(c)));
+  if (segsize && !ch.alg->segmented)
+    return fail(fmt::format("{} algorithm {} takes no segment size (use 0)", coll_name(c), ch.alg->name));
+  if (fanout > kMaxFanout) return fail(fmt::format("fan-out {} is more than {}", fanout, kMaxFanout));
+  if (fanout && !ch.alg->default_fanout)
+    return fail(fmt::format("{} algorithm {} has no fan-out (use 0)", coll_name(c), ch.alg->name));
+  std::string_view n = ch.alg->name;
+  if (fanout == 1 && (n == "knomial" || n == "reduce_bcast")) return fail("k-nomial radix must be at least 2");
+  ch.segsize = segsize;
+  ch.fanout = static_cast<int>(fanout);
+  return ch;
+}
 
 std::optional<Choice> parse_choice(Coll c, std::string_view text, std::string* why) {
   std::vector<std::string_view> parts;
@@ -151,50 +154,12 @@ std::optional<Choice> parse_choice(Coll c, std::string_view text, std::string* w
     return std::nullopt;
   };
   if (parts.size() > 3) return fail(fmt::format("`{}` has more than name:segsize:fanout", text));
-  Choice ch;
-  ch.alg = find_algorithm(c, parts[0]);
-  if (!ch.alg)
-    return fail(fmt::format("unknown {} algorithm `{}` (known: {})", coll_name(c), parts[0], names_of(c)));
-  if (parts.size() > 1) {
-    if (!parse_u64(parts[1], &ch.segsize, true))
-      return fail(fmt::format("segment size `{}` is not a byte count (like 0, 8192 or 64K)", parts[1]));
-    if (ch.segsize && !ch.alg->segmented)
-      return fail(fmt::format("{} algorithm {} takes no segment size (use 0)", coll_name(c), ch.alg->name));
-  }
-  if (parts.size() > 2) {
-    std::uint64_t f = 0;
-    if (!parse_u64(parts[2], &f, false) || f > 1024) return fail(fmt::format("fan-out `{}` is not a number up to 1024", parts[2]));
-    if (f && !ch.alg->default_fanout)
-      return fail(fmt::format("{} algorithm {} has no fan-out (use 0)", coll_name(c), ch.alg->name));
-    std::string_view name = ch.alg->name;
-    if (f == 1 && (name == "knomial" || name == "reduce_bcast"))
-      return fail("k-nomial radix must be at least 2");
-    ch.fanout = static_cast<int>(f);
-  }
-  return ch;
-}
-
-Choice default_choice(Coll c, int p, std::uint64_t bytes, bool commutative) {
-  bool small = bytes < 16 * 1024;
-  const char* name = "binomial";
-  switch (c) {
-    case Coll::Bcast: name = small || p < 4 ? "binomial" : "scatter_ring"; break;
-    case Coll::Reduce: name = small || !commutative ? "binomial" : "rabenseifner"; break;
-    case Coll::Allreduce: name = !commutative ? (small ? "recursive_doubling" : "reduce_bcast")
-                                 : small      ? "recursive_doubling"
-                                              : "ring";
-      break;
-    case Coll::Allgather: name = small ? "recursive_doubling" : "ring"; break;
-    case Coll::Alltoall: name = small ? "bruck" : "pairwise"; break;
-    case Coll::Gather:
-    case Coll::Scatter: name = "binomial"; break;
-    case Coll::ReduceScatterBlock: name = !commutative ? "reduce_scatter" : small ? "recursive_halving" : "ring"; break;
-    case Coll::Barrier: name = "dissemination"; break;
-  }
-  Choice ch;
-  ch.alg = find_algorithm(c, name);
-  if (!ch.alg && !algorithms(c).empty()) ch.alg = &algorithms(c).front();
-  return ch;
+  std::uint64_t seg = 0, fan = 0;
+  if (parts.size() > 1 && !units::parse_bytes(parts[1], seg))
+    return fail(fmt::format("segment size `{}` is not a byte count (like 0, 8192 or 64K)", parts[1]));
+  if (parts.size() > 2 && !units::parse_count(parts[2], fan, kMaxFanout))
+    return fail(fmt::format("fan-out `{}` is not a number up to {}", parts[2], kMaxFanout));
+  return make_choice(c, parts[0], seg, fan, why);
 }
 
 // ---- helpers shared by the builders ----------------------------------------------------

@@ -73,12 +73,11 @@ struct Choice {
   int fanout = 0;
   std::string str() const;
 };
-// tandem's built-in choice when neither a rules file nor TANDEM_COLL_<COLL> decides: a
-// small-message algorithm below 16 KiB per rank's data, a bandwidth one above (the
-// autotuner's rules replace it). `bytes` is the call's count times the element size.
-Choice default_choice(Coll c, int p, std::uint64_t bytes, bool commutative);
-
 // Parses `text` for collective c; on error returns nullopt and sets *why.
 std::optional<Choice> parse_choice(Coll c, std::string_view text, std::string* why);
+// The same from its parts (segment size 0: none; fan-out 0: the algorithm's default).
+inline constexpr std::uint64_t kMaxFanout = 1024;
+std::optional<Choice> make_choice(Coll c, std::string_view name, std::uint64_t segsize, std::uint64_t fanout,
+                                  std::string* why);
 
 }  // namespace tandem::coll

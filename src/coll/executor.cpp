@@ -1,10 +1,6 @@
 #include "coll/executor.hpp"
 
-#include <sched.h>
-
 #include <cstring>
-
-#include "common/wait.hpp"
 
 namespace tandem::coll {
 
@@ -27,7 +23,7 @@ Execution::Execution(std::shared_ptr<const Schedule> s, Buffers b, Reducer r, tr
     ops_[i].ex = this;
     ops_[i].step = static_cast<std::uint32_t>(i);
   }
-  remaining_.store(static_cast<std::uint32_t>(n), std::memory_order_relaxed);
+  remaining_ = static_cast<std::uint32_t>(n);
 }
 
 Execution::~Execution() {
@@ -51,7 +47,7 @@ int Execution::start() noexcept {
     for (std::uint32_t i = 0; i < s_->steps.size(); ++i)
       if (waiting_[i] == 0) ready.push_back(i);
     run_ready(ready);
-    finished = remaining_.load(std::memory_order_relaxed) == 0 && !signalled_;
+    finished = remaining_ == 0 && !signalled_;
     if (finished) signalled_ = true;
     err = error();
   }
@@ -71,8 +67,7 @@ void Execution::run_ready(std::vector<std::uint32_t>& ready) {
       case StepKind::Send: {
         int rc = p2p_->isend(addr(st.src), st.bytes, st.peer, seq_, st.tag, &ops_[i]);
         if (rc != 0) {
-          int zero = 0;
-          error_.compare_exchange_strong(zero, rc);
+          note_error(rc);
           finish_step(i, ready);  // keep going so that the call completes (with its error)
         }
         break;
@@ -80,8 +75,7 @@ void Execution::run_ready(std::vector<std::uint32_t>& ready) {
       case StepKind::Recv: {
         int rc = p2p_->irecv(addr(st.dst), st.bytes, st.peer, seq_, st.tag, &ops_[i]);
         if (rc != 0) {
-          int zero = 0;
-          error_.compare_exchange_strong(zero, rc);
+          note_error(rc);
           finish_step(i, ready);
         }
         break;
@@ -103,7 +97,7 @@ void Execution::finish_step(std::uint32_t step, std::vector<std::uint32_t>& read
   const Schedule& sc = *s_;
   for (std::uint32_t k = sc.succ_begin[step]; k < sc.succ_begin[step + 1]; ++k)
     if (--waiting_[sc.succ[k]] == 0) ready.push_back(sc.succ[k]);
-  remaining_.store(remaining_.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  --remaining_;
 }
 
 void Execution::signal_done() noexcept {
@@ -115,51 +109,35 @@ void Execution::signal_done() noexcept {
   if (fn) fn(arg);
 }
 
-void Execution::on_complete(transport::Completion* c, int err) {
+void Execution::note_error(int err) noexcept {
+  int zero = 0;
+  error_.compare_exchange_strong(zero, err, std::memory_order_acq_rel);
+}
+
+void Execution::on_complete(transport::Completion* c, const transport::Result& res) {
   auto* op = static_cast<Op*>(c);
   Execution* ex = op->ex;
-  if (err) {
-    int zero = 0;
-    ex->error_.compare_exchange_strong(zero, err);
-  }
+  if (res.error) ex->note_error(res.error);
   std::vector<std::uint32_t> ready;
   bool finished;
   {
     std::lock_guard<std::mutex> g(ex->mu_);
     ex->finish_step(op->step, ready);
     ex->run_ready(ready);
-    finished = ex->remaining_.load(std::memory_order_relaxed) == 0 && !ex->signalled_;
+    finished = ex->remaining_ == 0 && !ex->signalled_;
     if (finished) ex->signalled_ = true;
   }
   if (finished) ex->signal_done();
 }
 
 void Execution::wait() noexcept {
-  if (done()) return;
-  // Poll as the MPI library's own blocking calls do. A collective is a chain of dependent
-  // messages and any sleep adds to every link (sleeping 50 us between polls made an 8-byte
-  // allreduce on 4 hosts 680 us instead of 140). For the first kSpinUs after a step
-  // completes, poll back to back: with a core per rank the next message is often that
-  // close (a yield is a system call: always yielding made a 2-rank shared-memory allreduce
-  // 4.8 us instead of 1). After that, give the core away between polls, as Open MPI's
-  // mpi_yield_when_idle does, so that ranks sharing cores can run — unless the poll itself
-  // took long: then the library yielded inside it (Open MPI does, in opal_progress, when
-  // it found nothing), and yielding again would only put off noticing a message that
-  // arrived meanwhile. While it polls, the progress thread sleeps instead of competing
-  // for the core (DrivingScope).
-  constexpr std::uint64_t kSpinUs = 10, kLongPollUs = 10;
-  DrivingScope driving;
-  std::uint64_t spin_until = now_us() + kSpinUs;
-  std::size_t left = remaining_steps();
-  while (!done()) {
-    std::uint64_t before = now_us();
-    p2p_->progress();
-    if (done()) break;
-    std::uint64_t now = now_us();
-    std::size_t r = remaining_steps();
-    if (r != left) left = r, spin_until = now + kSpinUs;
-    if (now >= spin_until && now - before < kLongPollUs) sched_yield();
-  }
+  p2p_->engine().wait([](const void* e) { return static_cast<const Execution*>(e)->done(); }, this);
+}
+
+bool Execution::test() noexcept {
+  if (done()) return true;
+  p2p_->engine().help();
+  return done();
 }
 
 }  // namespace tandem::coll

@@ -1,6 +1,8 @@
 // Runs one rank's schedule over a point-to-point transport: posts every step whose
 // dependencies are complete, runs local steps (reduce, copy) in whichever thread
-// completes their last dependency, and signals completion. Free of MPI.
+// completes their last dependency, and signals completion. The call's error is the first
+// error a transfer reported (when it was started, or at its completion); the remaining
+// steps still run, so that the call always completes. Free of MPI.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -35,21 +37,22 @@ class Execution {
   int start() noexcept;
   bool done() const noexcept { return done_.load(std::memory_order_acquire) != 0; }
   int error() const noexcept { return error_.load(std::memory_order_acquire); }
-  // Until done: drives the transport itself, polling back to back for a few microseconds
-  // after each completed step, then yielding the core between polls.
+  // Until done: drives the transport's engine as its mode says (progress/engine.hpp).
   void wait() noexcept;
+  // Drives progress once unless done; whether done.
+  bool test() noexcept;
 
  private:
   struct Op : transport::Completion {
     Execution* ex;
     std::uint32_t step;
   };
-  static void on_complete(transport::Completion* c, int err);
+  static void on_complete(transport::Completion* c, const transport::Result& r);
+  void note_error(int err) noexcept;
   void finish_step(std::uint32_t step, std::vector<std::uint32_t>& ready);
   void run_ready(std::vector<std::uint32_t>& ready);
   void* addr(Loc l) const;
   void signal_done() noexcept;
-  std::size_t remaining_steps() const noexcept { return remaining_.load(std::memory_order_relaxed); }
 
   std::shared_ptr<const Schedule> s_;
   Buffers b_;
@@ -61,8 +64,7 @@ class Execution {
   std::vector<std::uint32_t> waiting_;          // unfinished dependencies per step
   std::vector<Op> ops_;
   std::mutex mu_;
-  // Steps not finished: written under mu_, read without it by a waiting thread.
-  std::atomic<std::uint32_t> remaining_{0};
+  std::uint32_t remaining_ = 0;  // steps not finished (guarded by mu_)
   bool signalled_ = false;       // done_ set or about to be (guarded by mu_)
   void (*on_done_)(void*) = nullptr;
   void* on_done_arg_ = nullptr;

@@ -2,8 +2,9 @@
 
 #include <fmt/format.h>
 
+#include "common/units.hpp"
+
 #include <cctype>
-#include <charconv>
 #include <fstream>
 #include <sstream>
 
@@ -17,21 +18,8 @@ const Rule* Rules::match(Coll c, int p, std::uint64_t bytes) const {
 
 namespace {
 
-bool number(std::string_view s, std::uint64_t* out, bool suffixes) {
-  std::uint64_t mult = 1;
-  if (suffixes && !s.empty()) {
-    char c = static_cast<char>(std::toupper(static_cast<unsigned char>(s.back())));
-    if (c == 'K' || c == 'M' || c == 'G') {
-      mult = c == 'K' ? 1ull << 10 : c == 'M' ? 1ull << 20 : 1ull << 30;
-      s.remove_suffix(1);
-    }
-  }
-  if (s.empty()) return false;
-  std::uint64_t v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v > UINT64_MAX / mult) return false;
-  *out = v * mult;
-  return true;
+bool number(std::string_view s, std::uint64_t* out, bool bytes) {
+  return bytes ? units::parse_bytes(s, *out) : units::parse_count(s, *out);
 }
 
 // `*`, `N`, `N-M`, `N-`.

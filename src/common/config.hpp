@@ -1,6 +1,12 @@
-// The one registry of every TANDEM_* setting: name, default, meaning and parser.
-// Used by the preload libraries (at MPI_Init), by `tandem run` (before launching)
-// and by `tandem info` (to list them). Nothing here throws.
+// The one registry of every TANDEM_* setting: name, default, meaning and parser. Used by
+// the preload libraries (at MPI_Init), the C++ API (at its first call), `tandem run`
+// (before launching) and `tandem info` (to list them). A Config's defaults are the
+// registry's: a constructed Config holds every setting's documented default.
+// Nothing here throws.
+//
+// Values are checked for form here. What needs a higher layer to judge (an algorithm
+// name, a rules file) is checked there, when that layer reads the Config
+// (coll::Selector::from_config).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -11,23 +17,45 @@
 namespace tandem {
 
 struct Config {
-  bool enable = true;                    // TANDEM_ENABLE
-  std::size_t threshold = 4096;          // TANDEM_THRESHOLD (bytes)
-  bool stats = false;                    // TANDEM_STATS
-  bool adaptive = true;                  // TANDEM_ADAPTIVE
-  std::string local = "auto";            // TANDEM_LOCAL
-  std::size_t eager_limit = 1 << 20;     // TANDEM_EAGER_LIMIT (used by `tandem run`)
-  bool wait_status = true;               // TANDEM_STATUS_PROBE
-  unsigned spin_us = 20;                 // TANDEM_PROGRESS_SPIN_US
-  unsigned sleep_max_us = 200;           // TANDEM_PROGRESS_SLEEP_US
-  unsigned max_ops = 4096;               // TANDEM_MAX_OPS
-  int verbose = 0;                       // TANDEM_VERBOSE
-  std::string mpi = "auto";              // TANDEM_MPI (used by `tandem run`)
-  // Collectives (coll/algorithms.hpp): per collective, in the order of coll::Coll, the
-  // algorithm forced by TANDEM_COLL_<COLL> ("" none, "mpi" the MPI library's own).
-  std::string coll_forced[9];
-  std::string coll_rules;                // TANDEM_COLL_RULES: rules file ("" none)
-  bool coll_overlap = false;             // TANDEM_COLL_OVERLAP
+  Config() noexcept;  // every setting at its registry default
+
+  // Transparent overlap of point-to-point calls.
+  bool enable;                  // TANDEM_ENABLE
+  std::uint64_t threshold;      // TANDEM_THRESHOLD (bytes)
+  bool stats;                   // TANDEM_STATS
+  bool adaptive;                // TANDEM_ADAPTIVE
+  unsigned adaptive_retry;      // TANDEM_ADAPTIVE_RETRY
+  unsigned adaptive_patience;   // TANDEM_ADAPTIVE_PATIENCE
+  std::string local;            // TANDEM_LOCAL
+  std::uint64_t eager_limit;    // TANDEM_EAGER_LIMIT (used by `tandem run`)
+  bool wait_status;             // TANDEM_STATUS_PROBE
+  std::uint64_t copy_below;     // TANDEM_COPY_BELOW (bytes)
+  std::uint64_t copy_max;       // TANDEM_COPY_MAX (bytes)
+  unsigned defer_cost_us;       // TANDEM_DEFER_COST_US
+  unsigned defer_cost_ps;       // TANDEM_DEFER_COST_PS_PER_BYTE
+  std::uint64_t bounce_pool;    // TANDEM_BOUNCE_POOL (bytes)
+  unsigned max_ops;             // TANDEM_MAX_OPS
+  unsigned wait_sleep_us;       // TANDEM_WAIT_SLEEP_US
+  unsigned fault_patience_us;   // TANDEM_FAULT_PATIENCE_US
+  // Progress engine.
+  std::string progress;         // TANDEM_PROGRESS: auto|thread|poll|block
+  unsigned spin_us;             // TANDEM_PROGRESS_SPIN_US
+  unsigned sleep_max_us;        // TANDEM_PROGRESS_SLEEP_US
+  unsigned eager_us;            // TANDEM_PROGRESS_EAGER_US
+  unsigned slice_us;            // TANDEM_PROGRESS_SLICE_US
+  unsigned timer_slack_ns;      // TANDEM_PROGRESS_SLACK_NS
+  unsigned wait_spin_us;        // TANDEM_WAIT_SPIN_US
+  unsigned wait_long_poll_us;   // TANDEM_WAIT_LONG_POLL_US
+  int verbose;                  // TANDEM_VERBOSE
+  // Collectives: per collective, in the order of coll::Coll, the algorithm forced by
+  // TANDEM_COLL_<COLL> ("" none, "mpi" the MPI library's own).
+  static constexpr int kColls = 9;
+  std::string coll_forced[kColls];
+  std::string coll_rules;       // TANDEM_COLL_RULES: rules file ("" none)
+  bool coll_overlap;            // TANDEM_COLL_OVERLAP
+  unsigned coll_cache;          // TANDEM_COLL_CACHE
+  std::uint64_t coll_small;     // TANDEM_COLL_SMALL (bytes)
+  std::string mpi;              // TANDEM_MPI (used by `tandem run`)
 };
 
 struct SettingInfo {
@@ -37,7 +65,7 @@ struct SettingInfo {
   std::string_view help;
   // false: malformed (a specific reason may be left in *detail, else `accepted` is shown)
   bool (*apply)(std::string_view value, Config& cfg, std::string* detail) noexcept;
-  std::string (*show)(const Config& cfg);                        // effective value
+  std::string (*show)(const Config& cfg);  // effective value
 };
 
 // Every setting, in the order `tandem info` lists them.
@@ -51,10 +79,12 @@ std::string load_config(Config& out, char** envp = nullptr) noexcept;
 
 // The effective value of a setting in `cfg`, as text (for `tandem info`).
 std::string config_value(const Config& cfg, std::string_view name);
+// Whether `name` is set in the environment (environ).
+bool config_from_environment(std::string_view name) noexcept;
 
-// Parsers, exposed for tests. Return false on malformed input.
+// One error line in the registry's format: "tandem: invalid NAME='VALUE': WHAT\n".
+std::string setting_error(std::string_view name, std::string_view value, std::string_view what);
+
 bool parse_bool(std::string_view text, bool& out) noexcept;
-bool parse_size(std::string_view text, std::size_t& out) noexcept;
-bool parse_uint(std::string_view text, std::uint64_t max, std::uint64_t& out) noexcept;
 
 }  // namespace tandem

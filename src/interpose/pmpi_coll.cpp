@@ -15,76 +15,26 @@
 #include <mpi.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <optional>
 
-#include "coll/mpi/coll_mpi.hpp"
-#include "coll/rules.hpp"
-#include "common/log.hpp"
+#include "coll/mpi/context.hpp"
 #include "common/stats.hpp"
 #include "common/thread_flags.hpp"
-#include "common/wait.hpp"
+#include "defer/deferral.hpp"
 #include "interpose/runtime.hpp"
 
 using tandem::InternalScope;
 using tandem::stats;
 using tandem::coll::Coll;
 using tandem::coll::MpiCallSpec;
+using tandem::defer::Core;
+using tandem::defer::Op;
 using tandem::interpose::active;
+using tandem::interpose::coll_stats;
 using tandem::interpose::runtime;
 using tandem::protect::Tracker;
 using tandem::protect::Use;
-
-namespace tandem::interpose {
-
-namespace {
-
-struct CollState {
-  std::unique_ptr<coll::MpiContext> ctx;
-  std::optional<coll::Rules> rules;
-  std::optional<coll::Choice> forced[coll::kCollCount];
-  bool force_mpi[coll::kCollCount] = {};
-  std::atomic<bool> warned[coll::kCollCount] = {};
-};
-
-CollState& state() {
-  static CollState* s = new CollState();  // lives to the end of the process
-  return *s;
-}
-
-}  // namespace
-
-std::string coll_init(const Config& cfg) {
-  CollState& s = state();
-  s.ctx = std::make_unique<coll::MpiContext>(&runtime().engine);
-  std::string errors;
-  try {
-    for (Coll c : coll::all_colls()) {
-      auto i = static_cast<std::size_t>(c);
-      const std::string& v = cfg.coll_forced[i];
-      if (v.empty()) continue;
-      if (v == "mpi") {
-        s.force_mpi[i] = true;
-        continue;
-      }
-      std::string why;
-      s.forced[i] = coll::parse_choice(c, v, &why);
-      if (!s.forced[i]) errors += "tandem: invalid TANDEM_COLL_" + std::string(coll::coll_name(c)) + ": " + why + "\n";
-    }
-    if (!cfg.coll_rules.empty()) {
-      std::string why;
-      s.rules = coll::load_rules(cfg.coll_rules, &why);
-      if (!s.rules) errors += "tandem: invalid TANDEM_COLL_RULES: " + why + "\n";
-    }
-  } catch (const std::exception& e) {
-    errors += std::string("tandem: collectives: ") + e.what() + "\n";
-  }
-  return errors;
-}
-
-}  // namespace tandem::interpose
 
 namespace {
 
@@ -126,96 +76,73 @@ void wait_region(const Region& r, Use use) {
 using Blocking = int (*)(const MpiCallSpec&);
 using Nonblocking = int (*)(const MpiCallSpec&, MPI_Request*);
 
-// A collective running in the background with its buffers protected.
+// A collective running in the background: its deferral (the holds on its buffers) and,
+// when tandem's algorithm runs it, its execution.
 struct Background {
-  int slot_send = -1, slot_recv = -1;
-  std::size_t recv_bytes = 0;
-  void* temp = nullptr;
+  Op* op = nullptr;
   std::unique_ptr<tandem::coll::MpiCall> call;
 };
 
-void finish(void* arg) {
+void release_background(void* arg) { delete static_cast<Background*>(arg); }
+// Tandem's execution finished: release the holds (the Background goes with them).
+void execution_done(void* arg) {
   auto* bg = static_cast<Background*>(arg);
-  auto& tr = Tracker::instance();
-  if (bg->slot_send >= 0) tr.end_send(bg->slot_send);
-  if (bg->slot_recv >= 0) tr.end_recv(bg->slot_recv, bg->recv_bytes);
-  std::free(bg->temp);
-  // The execution (if any) is done: destroying it does not wait.
-  delete bg;
-}
-void finish_request(void* arg, const void* /*status*/) { finish(arg); }
-
-// The rank count and message size the rules see, and the choice for them.
-const tandem::coll::Choice* choose(Coll c, const MpiCallSpec& s, std::size_t bytes) {
-  auto& st = tandem::interpose::state();
-  auto i = static_cast<std::size_t>(c);
-  if (st.force_mpi[i]) return nullptr;
-  if (st.forced[i]) return &*st.forced[i];
-  if (st.rules) {
-    const auto* r = st.rules->match(c, comm_size(s.comm), bytes);
-    if (r) return &r->choice;
-  }
-  return nullptr;
-}
-
-void note_fallback(Coll c, const std::string& why) {
-  auto& st = tandem::interpose::state();
-  auto i = static_cast<std::size_t>(c);
-  if (runtime().cfg.verbose >= 1 && !st.warned[i].exchange(true))
-    tandem::log_message(runtime().rank, "MPI_%s goes to the MPI library: %s", tandem::coll::coll_name(c), why.c_str());
+  tandem::progress::Result r;
+  r.error = bg->call->exec->error();
+  Core::instance().finish(bg->op, r);
 }
 
 // Starts the call in the background; false (nothing changed) when it cannot.
-bool start_background(Coll c, const MpiCallSpec& spec, const Regions& rg, const tandem::coll::Choice* choice,
-                      Nonblocking nonblocking) {
-  auto& tr = Tracker::instance();
+bool start_background(Coll c, const MpiCallSpec& spec, const Regions& rg, const tandem::coll::Described* d,
+                      const tandem::coll::Choice* choice, Nonblocking nonblocking) {
+  auto& core = Core::instance();
+  Op* op = core.acquire();
+  if (!op) return false;
   auto bg = std::make_unique<Background>();
+  bg->op = op;
+  op->what = "background collective";
   MpiCallSpec s2 = spec;
   auto undo = [&] {
-    if (bg->slot_recv >= 0) tr.cancel_recv(bg->slot_recv);
-    if (bg->slot_send >= 0) tr.end_send(bg->slot_send);
-    std::free(bg->temp);
-    bg->temp = nullptr;
+    core.abandon(op);
     return false;
   };
   if (rg.input.bytes) {  // in place: run the call on a copy of the input instead
-    bg->temp = std::malloc(rg.input.bytes);
-    if (!bg->temp) return false;
-    std::memcpy(bg->temp, rg.input.p, rg.input.bytes);
-    s2.sendbuf = bg->temp;
+    void* copy = core.hold_copy(op, rg.input.p, rg.input.bytes);
+    if (!copy) return undo();
+    s2.sendbuf = copy;
   }
   if (c == Coll::Bcast && rg.send.bytes) {
     // The root's buffer: the program may read it but not write it; the call works on a
     // copy (some algorithms write the root's buffer too, with the same bytes).
-    bg->temp = std::malloc(rg.send.bytes);
-    if (!bg->temp) return false;
-    std::memcpy(bg->temp, rg.send.p, rg.send.bytes);
-    s2.recvbuf = bg->temp;
+    void* copy = core.hold_copy(op, rg.send.p, rg.send.bytes);
+    if (!copy) return undo();
+    s2.recvbuf = copy;
   }
-  if (rg.send.bytes && rg.send.p != MPI_IN_PLACE) {
-    bg->slot_send = tr.begin_send(rg.send.p, rg.send.bytes);
-    if (bg->slot_send < 0) return undo();
-  }
+  if (rg.send.bytes && rg.send.p != MPI_IN_PLACE && !core.hold_read(op, rg.send.p, rg.send.bytes)) return undo();
   if (rg.recv.bytes) {
-    void* dst = nullptr;
-    bg->slot_recv = tr.begin_recv(const_cast<void*>(rg.recv.p), rg.recv.bytes, &dst);
-    if (bg->slot_recv < 0) return undo();
-    bg->recv_bytes = rg.recv.bytes;
+    void* dst = core.hold_write(op, const_cast<void*>(rg.recv.p), rg.recv.bytes, false);
+    if (!dst) return undo();
     s2.recvbuf = static_cast<char*>(dst) + (static_cast<const char*>(spec.recvbuf) - static_cast<const char*>(rg.recv.p));
   }
-  std::size_t bytes = rg.send.bytes + rg.input.bytes + rg.recv.bytes;
-  if (choice) {
+  const std::size_t bytes = rg.send.bytes + rg.input.bytes + rg.recv.bytes;
+  auto& ctx = *runtime().coll;
+  if (choice && d) {
+    tandem::coll::Described d2 = *d;
+    d2.spec = s2;
     std::string why;
-    bg->call = tandem::interpose::state().ctx->prepare(s2, choice, &why);
+    if (ctx.describe(s2, &d2, &why)) bg->call = ctx.prepare(d2, *choice, &why);
     if (bg->call) {
       Background* raw = bg.release();
-      raw->call->exec->set_on_done(finish, raw);
-      stats().deferred.fetch_add(1, std::memory_order_relaxed);
-      stats().bytes_deferred.fetch_add(bytes, std::memory_order_relaxed);
+      op->on_release = release_background;
+      op->release_ctx = raw;
+      raw->call->exec->set_on_done(execution_done, raw);
+      core.started(op, bytes);
+      coll_stats().tandem.fetch_add(1, std::memory_order_relaxed);
+      coll_stats().background.fetch_add(1, std::memory_order_relaxed);
       raw->call->exec->start();  // raw may be gone from here on
       return true;
     }
-    note_fallback(c, why);
+    ctx.note(spec.comm, d, c, tandem::coll::Selection{}, why);
   }
   MPI_Request req;
   int rc;
@@ -224,14 +151,23 @@ bool start_background(Coll c, const MpiCallSpec& spec, const Regions& rg, const 
     rc = nonblocking(s2, &req);
   }
   if (rc != MPI_SUCCESS) return undo();
-  stats().deferred.fetch_add(1, std::memory_order_relaxed);
-  stats().bytes_deferred.fetch_add(bytes, std::memory_order_relaxed);
-  runtime().engine.submit(tandem::transport::to_handle(req), finish_request, bg.release());
+  op->on_release = release_background;
+  op->release_ctx = bg.release();
+  core.started(op, bytes);
+  coll_stats().mpi.fetch_add(1, std::memory_order_relaxed);
+  coll_stats().background.fetch_add(1, std::memory_order_relaxed);
+  runtime().source.submit(req, op);
   return true;
 }
 
-int run(Coll c, const MpiCallSpec& spec, const Regions& rg, std::size_t bytes, Blocking blocking,
-        Nonblocking nonblocking) {
+// The program's error handler of its communicator acts on a transport error, as it would
+// have for the MPI library's own collective.
+int call_errhandler(MPI_Comm comm, int err) {
+  if (err != MPI_SUCCESS) PMPI_Comm_call_errhandler(comm, err);
+  return err;
+}
+
+int run(Coll c, const MpiCallSpec& spec, const Regions& rg, Blocking blocking, Nonblocking nonblocking) {
   if (!tandem::interpose::coll_ready()) {
     InternalScope internal;
     return blocking(spec);
@@ -242,25 +178,36 @@ int run(Coll c, const MpiCallSpec& spec, const Regions& rg, std::size_t bytes, B
     wait_region(rg.input, Use::Write);
     wait_region(rg.recv, Use::Write);
   }
-  const auto* choice = choose(c, spec, bytes);
-  const auto& cfg = runtime().cfg;
+  auto& rt = runtime();
+  auto& ctx = *rt.coll;
+  const auto& cfg = rt.cfg;
+  tandem::coll::Described d;
+  std::string unsupported;
+  const bool runnable = ctx.describe(spec, &d, &unsupported);
+  tandem::coll::Selection sel;
+  if (runnable) sel = ctx.selector().select(d.query, tandem::coll::Fallback::Mpi);
+  ctx.note(spec.comm, runnable ? &d : nullptr, c, sel, unsupported);
+  const tandem::coll::Choice* choice = runnable && !sel.mpi() ? &sel.choice : nullptr;
   std::size_t largest = std::max({rg.send.bytes, rg.input.bytes, rg.recv.bytes});
   // In the background only what tandem could also run itself: contiguous datatypes (the
   // regions above are then exactly the bytes the call reads and writes), intracommunicators.
-  if (active() && cfg.coll_overlap && c != Coll::Barrier && largest >= cfg.threshold && nonblocking &&
-      tandem::interpose::state().ctx->supported(spec, nullptr) && start_background(c, spec, rg, choice, nonblocking))
+  if (active() && cfg.coll_overlap && c != Coll::Barrier && largest >= cfg.threshold && nonblocking && runnable &&
+      start_background(c, spec, rg, &d, choice, nonblocking))
     return MPI_SUCCESS;
   if (choice) {
     std::string why;
-    tandem::DrivingScope driving;  // this thread polls until the call is done
-    auto call = tandem::interpose::state().ctx->start(spec, choice, &why);
+    tandem::progress::Engine::Driving driving(rt.engine);  // this thread polls until the call is done
+    auto call = ctx.prepare(d, *choice, &why);
     if (call) {
+      coll_stats().tandem.fetch_add(1, std::memory_order_relaxed);
+      call->exec->start();
       call->exec->wait();
-      return call->exec->error();
+      return call_errhandler(spec.comm, call->exec->error());
     }
-    note_fallback(c, why);
+    ctx.note(spec.comm, &d, c, tandem::coll::Selection{}, why);
   }
   stats().passthrough.fetch_add(1, std::memory_order_relaxed);
+  coll_stats().mpi.fetch_add(1, std::memory_order_relaxed);
   InternalScope internal;
   return blocking(spec);
 }
@@ -282,9 +229,8 @@ extern "C" {
 int MPI_Bcast(void* buf, int count, MPI_Datatype dt, int root, MPI_Comm comm) {
   MpiCallSpec s{Coll::Bcast, nullptr, buf, count, dt, MPI_OP_NULL, root, comm};
   Regions rg;
-  std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(dt);
   if (tandem::interpose::coll_ready()) (comm_rank(comm) == root ? rg.send : rg.recv) = span(buf, count, dt);
-  return run(Coll::Bcast, s, rg, n,
+  return run(Coll::Bcast, s, rg,
              [](const MpiCallSpec& x) { return PMPI_Bcast(x.recvbuf, x.count, x.type, x.root, x.comm); },
              [](const MpiCallSpec& x, MPI_Request* r) { return PMPI_Ibcast(x.recvbuf, x.count, x.type, x.root, x.comm, r); });
 }
@@ -292,14 +238,13 @@ int MPI_Bcast(void* buf, int count, MPI_Datatype dt, int root, MPI_Comm comm) {
 int MPI_Reduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op op, int root, MPI_Comm comm) {
   MpiCallSpec s{Coll::Reduce, sbuf, rbuf, count, dt, op, root, comm};
   Regions rg;
-  std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(dt);
   if (tandem::interpose::coll_ready()) {
     bool is_root = comm_rank(comm) == root;
     if (sbuf == MPI_IN_PLACE && is_root) rg.input = span(rbuf, count, dt);
     else rg.send = span(sbuf, count, dt);
     if (is_root) rg.recv = span(rbuf, count, dt);
   }
-  return run(Coll::Reduce, s, rg, n,
+  return run(Coll::Reduce, s, rg,
              [](const MpiCallSpec& x) { return PMPI_Reduce(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.root, x.comm); },
              [](const MpiCallSpec& x, MPI_Request* r) {
                return PMPI_Ireduce(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.root, x.comm, r);
@@ -309,13 +254,12 @@ int MPI_Reduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op 
 int MPI_Allreduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op op, MPI_Comm comm) {
   MpiCallSpec s{Coll::Allreduce, sbuf, rbuf, count, dt, op, 0, comm};
   Regions rg;
-  std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(dt);
   if (tandem::interpose::coll_ready()) {
     if (sbuf == MPI_IN_PLACE) rg.input = span(rbuf, count, dt);
     else rg.send = span(sbuf, count, dt);
     rg.recv = span(rbuf, count, dt);
   }
-  return run(Coll::Allreduce, s, rg, n,
+  return run(Coll::Allreduce, s, rg,
              [](const MpiCallSpec& x) { return PMPI_Allreduce(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.comm); },
              [](const MpiCallSpec& x, MPI_Request* r) {
                return PMPI_Iallreduce(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.comm, r);
@@ -346,7 +290,7 @@ int MPI_Allgather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, 
     else rg.send = span(sbuf, rcount, rtype);
     rg.recv = span(rbuf, rcount, rtype, p);
   }
-  return run(Coll::Allgather, s, rg, n,
+  return run(Coll::Allgather, s, rg,
              [](const MpiCallSpec& x) {
                return PMPI_Allgather(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.comm);
              },
@@ -369,14 +313,13 @@ int MPI_Alltoall(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, i
   }
   MpiCallSpec s{Coll::Alltoall, sbuf, rbuf, rcount, rtype, MPI_OP_NULL, 0, comm};
   Regions rg;
-  std::size_t n = static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype);
   if (tandem::interpose::coll_ready()) {
     std::size_t p = static_cast<std::size_t>(comm_size(comm));
     if (ip) rg.input = span(rbuf, rcount, rtype, p);
     else rg.send = span(sbuf, rcount, rtype, p);
     rg.recv = span(rbuf, rcount, rtype, p);
   }
-  return run(Coll::Alltoall, s, rg, n,
+  return run(Coll::Alltoall, s, rg,
              [](const MpiCallSpec& x) {
                return PMPI_Alltoall(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.comm);
              },
@@ -410,7 +353,7 @@ int MPI_Gather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int
     else rg.send = span(sbuf, count, type);
     if (is_root) rg.recv = span(rbuf, count, type, p);
   }
-  return run(Coll::Gather, s, rg, n,
+  return run(Coll::Gather, s, rg,
              [](const MpiCallSpec& x) {
                return PMPI_Gather(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.root, x.comm);
              },
@@ -435,12 +378,11 @@ int MPI_Scatter(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, in
   }
   MpiCallSpec s{Coll::Scatter, sbuf, rbuf, count, type, MPI_OP_NULL, root, comm};
   Regions rg;
-  std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(type);
   if (tandem::interpose::coll_ready()) {
     if (is_root) rg.send = span(sbuf, count, type, static_cast<std::size_t>(comm_size(comm)));
     if (!ip) rg.recv = span(rbuf, count, type);
   }
-  return run(Coll::Scatter, s, rg, n,
+  return run(Coll::Scatter, s, rg,
              [](const MpiCallSpec& x) {
                return PMPI_Scatter(x.sendbuf, x.count, x.type, x.recvbuf, x.count, x.type, x.root, x.comm);
              },
@@ -452,7 +394,6 @@ int MPI_Scatter(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, in
 int MPI_Reduce_scatter_block(const void* sbuf, void* rbuf, int rcount, MPI_Datatype dt, MPI_Op op, MPI_Comm comm) {
   MpiCallSpec s{Coll::ReduceScatterBlock, sbuf, rbuf, rcount, dt, op, 0, comm};
   Regions rg;
-  std::size_t n = static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(dt);
   if (tandem::interpose::coll_ready()) {
     std::size_t p = static_cast<std::size_t>(comm_size(comm));
     // In place the whole buffer is input (and the library's scratch); the result is its start.
@@ -460,7 +401,7 @@ int MPI_Reduce_scatter_block(const void* sbuf, void* rbuf, int rcount, MPI_Datat
     else rg.send = span(sbuf, rcount, dt, p);
     rg.recv = span(rbuf, rcount, dt);
   }
-  return run(Coll::ReduceScatterBlock, s, rg, n,
+  return run(Coll::ReduceScatterBlock, s, rg,
              [](const MpiCallSpec& x) {
                return PMPI_Reduce_scatter_block(x.sendbuf, x.recvbuf, x.count, x.type, x.op, x.comm);
              },
@@ -471,7 +412,7 @@ int MPI_Reduce_scatter_block(const void* sbuf, void* rbuf, int rcount, MPI_Datat
 
 int MPI_Barrier(MPI_Comm comm) {
   MpiCallSpec s{Coll::Barrier, nullptr, nullptr, 0, MPI_BYTE, MPI_OP_NULL, 0, comm};
-  return run(Coll::Barrier, s, Regions{}, 0, [](const MpiCallSpec& x) { return PMPI_Barrier(x.comm); }, nullptr);
+  return run(Coll::Barrier, s, Regions{}, [](const MpiCallSpec& x) { return PMPI_Barrier(x.comm); }, nullptr);
 }
 
 // A communicator freed while a background collective still uses it (or tandem's duplicate

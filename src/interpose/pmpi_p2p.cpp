@@ -3,20 +3,16 @@
 // Every other MPI call that takes a buffer first waits for deferred operations that
 // conflict with it. C ABI: nothing here throws.
 #include <mpi.h>
-#include <sys/mman.h>
-
-#include <cstring>
-#include <mutex>
-
-#include "common/memory.hpp"
 
 #include "common/stats.hpp"
-#include "common/sys.hpp"
 #include "common/thread_flags.hpp"
+#include "defer/deferral.hpp"
 #include "interpose/runtime.hpp"
 
 using tandem::InternalScope;
 using tandem::stats;
+using tandem::defer::Core;
+using tandem::defer::Op;
 using tandem::interpose::active;
 using tandem::interpose::Extent;
 using tandem::interpose::extent_of;
@@ -27,122 +23,50 @@ using tandem::protect::Use;
 
 namespace {
 
-// Completion contexts are encoded in the pointer itself: no allocation per operation.
-enum Kind : std::uintptr_t { kSendSlot = 0, kRecvSlot = 1, kTempBuffer = 2 };
-void* encode(Kind k, std::uintptr_t v) { return reinterpret_cast<void*>((v << 2) | k); }
+// The address the transport must use for a datatype whose bytes start at `lo`, when those
+// bytes are at `moved` instead (a copy or a bounce buffer).
+template <class T>
+T* rebase(const void* buf, const void* lo, T* moved) {
+  return reinterpret_cast<T*>(reinterpret_cast<std::uintptr_t>(moved) -
+                              (reinterpret_cast<std::uintptr_t>(lo) - reinterpret_cast<std::uintptr_t>(buf)));
+}
 
-// Copies of send buffers in tandem's own pages: small sends (a copy costs less than
-// protecting pages) and sends from buffers that share pages with other data. Reused.
-struct TempHeader {
-  std::size_t map_len;
-  TempHeader* next;
-};
-constexpr std::size_t kTempOffset = 64;
-constexpr std::size_t kCopyAlways = 64 << 10;  // below this a copy is cheaper than mprotect
-constexpr std::size_t kCopyMax = 1 << 20;      // above this a copy costs too much: pass through
-constexpr std::size_t kPoolClasses = 32;
-
-struct CopyPool {
-  std::mutex mu;
-  TempHeader* free_[kPoolClasses] = {};
-  static unsigned cls(std::size_t len) {
-    unsigned c = 12;
-    while ((std::size_t(1) << c) < len) ++c;
-    return c;
-  }
-  TempHeader* get(std::size_t bytes) {
-    unsigned c = cls(bytes + kTempOffset);
-    {
-      std::lock_guard<std::mutex> g(mu);
-      if (TempHeader* h = free_[c]) {
-        free_[c] = h->next;
-        return h;
-      }
-    }
-    std::size_t len = std::size_t(1) << c;
-    void* m = tandem::sys::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (m == MAP_FAILED) return nullptr;
-    auto* h = static_cast<TempHeader*>(m);
-    h->map_len = len;
-    return h;
-  }
-  void put(TempHeader* h) {
-    std::lock_guard<std::mutex> g(mu);
-    unsigned c = cls(h->map_len);
-    h->next = free_[c];
-    free_[c] = h;
-  }
-};
-CopyPool& copy_pool() { return tandem::immortal<CopyPool>(); }
-
-void on_complete(void* ctx, const void* status) {
-  auto v = reinterpret_cast<std::uintptr_t>(ctx);
-  auto kind = static_cast<Kind>(v & 3);
-  v >>= 2;
-  if (kind == kSendSlot) {
-    Tracker::instance().end_send(static_cast<int>(v));
-  } else if (kind == kRecvSlot) {
-    MPI_Status st;
-    std::memcpy(&st, status, sizeof st);
-    int bytes = 0;
-    if (PMPI_Get_count(&st, MPI_BYTE, &bytes) != MPI_SUCCESS || bytes == MPI_UNDEFINED || bytes < 0) bytes = 0;
-    Tracker::instance().end_recv(static_cast<int>(v), static_cast<std::size_t>(bytes));
-  } else {
-    copy_pool().put(reinterpret_cast<TempHeader*>(v << 2));
-  }
+// The request is the deferral core's from here on.
+void hand_over(MPI_Request req, Op* op, std::size_t bytes) {
+  Core::instance().started(op, bytes);
+  runtime().source.submit(req, op);
 }
 
 bool eligible(const Extent& e, int peer) {
-  return e.contiguous && peer != MPI_PROC_NULL && e.bytes >= runtime().cfg.threshold &&
-         Tracker::instance().advise(e.lo, e.bytes);
+  return peer != MPI_PROC_NULL && Core::instance().worth(e.lo, e.bytes, e.contiguous);
 }
 
-// A send from a copy in tandem's pages: the program may change its buffer at once.
-bool copy_send(const void* buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, const Extent& e,
-               int* rc) {
-  wait_for_buffer(buf, count, dt, Use::Read);
-  TempHeader* h = copy_pool().get(e.bytes);
-  if (!h) return false;
-  char* copy = reinterpret_cast<char*>(h) + kTempOffset;
-  std::memcpy(copy, e.lo, e.bytes);
-  const char* base = copy - (static_cast<const char*>(e.lo) - static_cast<const char*>(buf));
+// Starts the send of (buf, count, dt) from `op`'s holds; true (with *rc) once the call is
+// the core's, whether MPI took it or refused it.
+bool start_send(Op* op, const void* from, const void* buf, int count, MPI_Datatype dt, int dest, int tag,
+                MPI_Comm comm, const Extent& e, int* rc) {
+  op->what = "MPI_Send";
+  op->peer = dest;
   MPI_Request req;
   {
     InternalScope internal;
-    *rc = PMPI_Isend(base, count, dt, dest, tag, comm, &req);
+    *rc = PMPI_Isend(rebase(buf, e.lo, from), count, dt, dest, tag, comm, &req);
   }
   if (*rc != MPI_SUCCESS) {
-    copy_pool().put(h);
+    Core::instance().abandon(op);
     return true;
   }
-  runtime().engine.submit(tandem::transport::to_handle(req), on_complete,
-                          encode(kTempBuffer, reinterpret_cast<std::uintptr_t>(h) >> 2));
-  stats().bytes_deferred.fetch_add(e.bytes, std::memory_order_relaxed);
+  hand_over(req, op, e.bytes);
   return true;
 }
 
-// A deferred send: copied when small or when its pages cannot be protected alone, else protected.
+// A deferred send (copied when small or when its pages hold other data, else protected);
+// false when it must be passed through.
 bool send_deferred(const void* buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, const Extent& e,
-                   int* rc);
-
-// A deferred send of (buf, count, dt) whose bytes are e; false when it must be passed through.
-bool defer_send(const void* buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, const Extent& e,
-                int* rc) {
-  int slot = Tracker::instance().begin_send(e.lo, e.bytes);
-  if (slot < 0) return false;
-  MPI_Request req;
-  {
-    InternalScope internal;
-    *rc = PMPI_Isend(buf, count, dt, dest, tag, comm, &req);
-  }
-  if (*rc != MPI_SUCCESS) {
-    Tracker::instance().end_send(slot);
-    return true;
-  }
-  runtime().engine.submit(tandem::transport::to_handle(req), on_complete,
-                          encode(kSendSlot, static_cast<std::uintptr_t>(slot)));
-  stats().bytes_deferred.fetch_add(e.bytes, std::memory_order_relaxed);
-  return true;
+                   int* rc) {
+  const void* from = nullptr;
+  Op* op = Core::instance().send(e.lo, e.bytes, &from);
+  return op && start_send(op, from, buf, count, dt, dest, tag, comm, e, rc);
 }
 
 // A receive: deferred when possible, otherwise a blocking receive. Returns the MPI code;
@@ -151,8 +75,8 @@ int do_recv(void* buf, int count, MPI_Datatype dt, int source, int tag, MPI_Comm
             bool* deferred) {
   *deferred = false;
   Extent e = extent_of(buf, count, dt);
-  auto& tracker = Tracker::instance();
   auto& rt = runtime();
+  auto& core = Core::instance();
   if (!eligible(e, source) || (status != MPI_STATUS_IGNORE && !rt.cfg.wait_status)) {
     wait_for_buffer(buf, count, dt, Use::Write);
     InternalScope internal;
@@ -172,57 +96,48 @@ int do_recv(void* buf, int count, MPI_Datatype dt, int source, int tag, MPI_Comm
     if (rc != MPI_SUCCESS) return rc;
     int bytes = 0;
     PMPI_Get_count(status, MPI_BYTE, &bytes);
-    int slot = -1;
+    Op* op = nullptr;
     if (bytes != MPI_UNDEFINED && static_cast<std::size_t>(bytes) <= e.bytes &&
-        static_cast<std::size_t>(bytes) >= rt.cfg.threshold)
-      slot = tracker.begin_recv(const_cast<void*>(e.lo), e.bytes, &dst);
-    if (slot < 0) {
+        static_cast<std::uint64_t>(bytes) >= core.options().threshold)
+      op = core.recv(const_cast<void*>(e.lo), e.bytes, &dst);
+    if (!op) {
       wait_for_buffer(buf, count, dt, Use::Write);
       InternalScope internal;
       return PMPI_Mrecv(buf, count, dt, &msg, status);
     }
-    void* base = static_cast<char*>(dst) - (static_cast<const char*>(e.lo) - static_cast<char*>(buf));
+    op->what = "MPI_Recv";
+    op->peer = status->MPI_SOURCE;
     {
       InternalScope internal;
-      rc = PMPI_Imrecv(base, count, dt, &msg, &req);
+      rc = PMPI_Imrecv(rebase(buf, e.lo, dst), count, dt, &msg, &req);
     }
     if (rc != MPI_SUCCESS) {
-      tracker.cancel_recv(slot);
+      core.abandon(op);
       return rc;
     }
-    rt.engine.submit(tandem::transport::to_handle(req), on_complete,
-                     encode(kRecvSlot, static_cast<std::uintptr_t>(slot)));
-    stats().bytes_deferred.fetch_add(static_cast<std::size_t>(bytes), std::memory_order_relaxed);
+    hand_over(req, op, static_cast<std::size_t>(bytes));
     *deferred = true;
     return MPI_SUCCESS;
   }
-  int slot = tracker.begin_recv(const_cast<void*>(e.lo), e.bytes, &dst);
-  if (slot < 0) {
+  Op* op = core.recv(const_cast<void*>(e.lo), e.bytes, &dst);
+  if (!op) {
     wait_for_buffer(buf, count, dt, Use::Write);
     InternalScope internal;
     return PMPI_Recv(buf, count, dt, source, tag, comm, status);
   }
-  void* base = static_cast<char*>(dst) - (static_cast<const char*>(e.lo) - static_cast<char*>(buf));
+  op->what = "MPI_Recv";
+  op->peer = source;
   {
     InternalScope internal;
-    rc = PMPI_Irecv(base, count, dt, source, tag, comm, &req);
+    rc = PMPI_Irecv(rebase(buf, e.lo, dst), count, dt, source, tag, comm, &req);
   }
   if (rc != MPI_SUCCESS) {
-    tracker.cancel_recv(slot);
+    core.abandon(op);
     return rc;
   }
-  rt.engine.submit(tandem::transport::to_handle(req), on_complete,
-                   encode(kRecvSlot, static_cast<std::uintptr_t>(slot)));
-  stats().bytes_deferred.fetch_add(e.bytes, std::memory_order_relaxed);
+  hand_over(req, op, e.bytes);
   *deferred = true;
   return MPI_SUCCESS;
-}
-
-bool send_deferred(const void* buf, int count, MPI_Datatype dt, int dest, int tag, MPI_Comm comm, const Extent& e,
-                   int* rc) {
-  if (e.bytes <= kCopyAlways) return copy_send(buf, count, dt, dest, tag, comm, e, rc);
-  if (defer_send(buf, count, dt, dest, tag, comm, e, rc)) return true;
-  return e.bytes <= kCopyMax && copy_send(buf, count, dt, dest, tag, comm, e, rc);
 }
 
 void count_call(bool deferred) {
@@ -336,7 +251,9 @@ int MPI_Sendrecv_replace(void* buf, int count, MPI_Datatype dt, int dest, int se
   // Send a copy (tandem's own pages, reused when the send completes), receive in place.
   wait_for_buffer(buf, count, dt, Use::Write);
   int rc = MPI_SUCCESS;
-  if (e.bytes > kCopyMax || !copy_send(buf, count, dt, dest, sendtag, comm, e, &rc)) {
+  const void* from = nullptr;
+  Op* op = Core::instance().send_copy(e.lo, e.bytes, &from);
+  if (!op || !start_send(op, from, buf, count, dt, dest, sendtag, comm, e, &rc)) {
     count_call(false);
     InternalScope internal;
     return PMPI_Sendrecv_replace(buf, count, dt, dest, sendtag, source, recvtag, comm, status);

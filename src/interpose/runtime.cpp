@@ -12,6 +12,7 @@
 #include "common/memory.hpp"
 #include "common/stats.hpp"
 #include "common/thread_flags.hpp"
+#include "defer/deferral.hpp"
 
 #ifndef TANDEM_MPI_NAME
 #error "TANDEM_MPI_NAME must name the MPI this library is built for"
@@ -34,7 +35,36 @@ bool matches_our_mpi(const char* lib) {
   return name.find("libmpich") != std::string_view::npos || name.find("libmpi.so.12") != std::string_view::npos;
 }
 
-int wait_hook() { return runtime().engine.help(); }
+int hook_help(void*) { return runtime().engine.help(); }
+void hook_begin(void*) { runtime().engine.begin_urgent(); }
+void hook_end(void*) { runtime().engine.end_urgent(); }
+
+// A deferred operation failed after its call returned: the program can no longer get the
+// error from the call, so it is said here (the communicator's error handler, fatal by
+// default, has acted already inside the MPI library if it was not MPI_ERRORS_RETURN).
+void report_deferred_error(const defer::Op& op, int error) {
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int len = 0;
+  if (PMPI_Error_string(error, text, &len) != MPI_SUCCESS) std::snprintf(text, sizeof text, "error %d", error);
+  log_message(runtime().rank, "a deferred %s (peer %d) failed after it returned: %s", op.what, op.peer, text);
+}
+
+// The engine's mode under `tandem run`: a thread when calls are deferred (overlap needs
+// one), unless TANDEM_PROGRESS says otherwise; `deferring` false: collectives only.
+progress::Mode progress_mode(const Config& cfg, bool deferring, int rank) {
+  auto m = progress::parse_mode(cfg.progress);
+  if (!m) return deferring ? progress::Mode::Thread : progress::Mode::Poll;
+  if (*m == progress::Mode::Thread && !deferring) {
+    if (rank == 0)
+      log_message(-1, "TANDEM_PROGRESS=thread: tandem passes this job's calls through (see TANDEM_LOCAL and the "
+                      "thread level), so its collectives progress in the calls that wait for them");
+    return progress::Mode::Poll;
+  }
+  if (*m == progress::Mode::Block && rank == 0)
+    log_message(-1, "TANDEM_PROGRESS=block: the MPI library has no event descriptor to sleep on, so a waiting "
+                    "thread polls it");
+  return *m;
+}
 
 long env_long(const char* name, long fallback) {
   const char* v = std::getenv(name);
@@ -47,11 +77,13 @@ long env_long(const char* name, long fallback) {
 }  // namespace
 
 Runtime& runtime() { return immortal<Runtime>(); }
+CollStats& coll_stats() { return immortal<CollStats>(); }
 
 int init(int* argc, char*** argv, int required, int* provided, bool thread_variant) {
   Runtime& rt = runtime();
   std::string errors = load_config(rt.cfg);
-  if (errors.empty()) errors = coll_init(rt.cfg);
+  rt.coll = std::make_unique<coll::MpiContext>(rt.cfg, &rt.engine, &rt.source);
+  errors += rt.coll->errors();
   if (!errors.empty()) {
     std::fputs(errors.c_str(), stderr);
     std::fputs("tandem: fix the settings above (see `tandem info`)\n", stderr);
@@ -94,14 +126,12 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
   PMPI_Comm_rank(MPI_COMM_WORLD, &rt.rank);
   // Whatever happens below, collectives can run tandem's algorithms: without the deferring
   // machinery the engine has no thread, and the calling thread drives it while it waits.
+  rt.engine.add_source(&rt.source);
   struct CollectivesOnly {
     Runtime& rt;
     ~CollectivesOnly() {
-      if (!rt.engine.running()) {
-        progress::EngineOptions o{rt.cfg.spin_us, rt.cfg.sleep_max_us};
-        o.thread = false;
-        rt.engine.start(&rt.poller, o);
-      }
+      if (!rt.engine.running())
+        rt.engine.start(progress::engine_options(rt.cfg, progress_mode(rt.cfg, false, rt.rank)));
       rt.coll_ready.store(true, std::memory_order_release);
     }
   } collectives_only{rt};
@@ -135,13 +165,14 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
     return rc;
   }
   const char* err = nullptr;
-  if (!protect::Tracker::instance().init(rt.cfg.max_ops, &err)) {
+  if (!protect::Tracker::instance().init(protect::tracker_options(rt.cfg), &err)) {
     if (rt.rank == 0) log_message(-1, "%s: every call is passed through", err);
     return rc;
   }
-  protect::Tracker::instance().set_wait_hook(&wait_hook);
-  protect::Tracker::instance().set_adaptive(rt.cfg.adaptive);
-  rt.engine.start(&rt.poller, {rt.cfg.spin_us, rt.cfg.sleep_max_us});
+  protect::Tracker::instance().set_wait_hooks({nullptr, hook_help, hook_begin, hook_end});
+  defer::Core::instance().configure(defer::options(rt.cfg));
+  defer::Core::instance().set_error_reporter(report_deferred_error);
+  rt.engine.start(progress::engine_options(rt.cfg, progress_mode(rt.cfg, true, rt.rank)));
   rt.active.store(true, std::memory_order_release);
   if (rt.cfg.verbose >= 1 && rt.rank == 0)
     log_message(-1, "active (%s), threshold %zu bytes", TANDEM_MPI_NAME, rt.cfg.threshold);
@@ -161,16 +192,20 @@ int finalize() {
     Stats& s = stats();
     int rank = rt.rank;
     if (rank < 0) PMPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    char line[512];
+    const CollStats& c = coll_stats();
+    char line[640];
+    // Scripts parse this line: new fields go at its end, existing ones keep their order.
     std::snprintf(line, sizeof line,
                   "tandem[rank %d]: intercepted=%llu deferred=%llu passthrough=%llu bytes_deferred=%llu "
-                  "access_waits=%llu wait_us=%llu\n",
+                  "access_waits=%llu wait_us=%llu coll_tandem=%llu coll_mpi=%llu coll_background=%llu\n",
                   rank, static_cast<unsigned long long>(s.intercepted.load()),
                   static_cast<unsigned long long>(s.deferred.load()),
                   static_cast<unsigned long long>(s.passthrough.load()),
                   static_cast<unsigned long long>(s.bytes_deferred.load()),
                   static_cast<unsigned long long>(s.access_waits.load()),
-                  static_cast<unsigned long long>(s.wait_us.load()));
+                  static_cast<unsigned long long>(s.wait_us.load()),
+                  static_cast<unsigned long long>(c.tandem.load()), static_cast<unsigned long long>(c.mpi.load()),
+                  static_cast<unsigned long long>(c.background.load()));
     log_raw(line);
     if (rt.cfg.verbose >= 1) log_message(rank, "stepped neighbour accesses=%llu",
                                          static_cast<unsigned long long>(s.stepped.load()));

@@ -8,10 +8,11 @@
 #include <cstdint>
 #include <string>
 
+#include "coll/mpi/context.hpp"
 #include "common/config.hpp"
 #include "progress/engine.hpp"
 #include "protect/tracker.hpp"
-#include "transport/mpi_transport.hpp"
+#include "transport/mpi/source.hpp"
 
 namespace tandem::interpose {
 
@@ -21,15 +22,21 @@ struct Runtime {
   std::atomic<bool> coll_ready{false};  // collectives may run tandem's algorithms (MPI up)
   int rank = -1;
   progress::Engine engine;
-  transport::MpiPoller poller;
+  transport::MpiSource source{&engine};
+  std::unique_ptr<coll::MpiContext> coll;  // made at MPI_Init, with cfg
 };
 
 Runtime& runtime();
 inline bool active() { return runtime().active.load(std::memory_order_acquire); }
 inline bool coll_ready() { return runtime().coll_ready.load(std::memory_order_acquire); }
 
-// Reads the collectives' settings (forced algorithms, rules file); returns error messages.
-std::string coll_init(const Config& cfg);
+// Collective calls per kind, for the statistics line.
+struct CollStats {
+  std::atomic<std::uint64_t> tandem{0};      // run with one of tandem's algorithms
+  std::atomic<std::uint64_t> mpi{0};         // handed to the MPI library's own
+  std::atomic<std::uint64_t> background{0};  // returned at once, completed in the background
+};
+CollStats& coll_stats();
 
 // MPI_Init and MPI_Init_thread.
 int init(int* argc, char*** argv, int required, int* provided, bool thread_variant);

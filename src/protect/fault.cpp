@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/log.hpp"
@@ -21,7 +22,12 @@ namespace {
 
 const std::uintptr_t kPage = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
 constexpr int kMaxStepped = 8;
-constexpr std::uint64_t kNeighbourPatienceUs = 20'000;  // then step through (no deadlock possible)
+// A faulting thread sleeps on the covering operation's futex, which its completion always
+// wakes; it re-checks this often anyway (a safety net, not a tuning). A wait for data that
+// merely shares a page with the buffer re-checks its patience (TANDEM_FAULT_PATIENCE_US)
+// ten times over.
+constexpr long kSafetyWakeNs = 100'000'000;
+constexpr long kPatienceChecks = 10;
 
 // The program's handlers (and the MPI library's), which tandem's chain to.
 struct sigaction g_prev_segv, g_prev_trap;
@@ -139,7 +145,7 @@ bool Tracker::on_segv(siginfo_t* info, ucontext_t* uc) noexcept {
     // Covered by a deferred operation. Threads that may be needed to complete it never wait;
     // accesses to bytes outside the buffer (data sharing a page with it) wait a bounded time.
     if (!start) start = now_us();
-    bool step = t_internal > 0 || (!in_buffer && now_us() - start > kNeighbourPatienceUs);
+    bool step = t_internal > 0 || (!in_buffer && now_us() - start > opts_.fault_patience_us);
     if (step) {
       if (t_nstepped >= kMaxStepped) return false;  // cannot happen for one instruction
       // Announce the step, then check the pages are not being swapped in (end_recv waits
@@ -162,9 +168,10 @@ bool Tracker::on_segv(siginfo_t* info, ucontext_t* uc) noexcept {
     std::uint32_t gen = s.gen.load(std::memory_order_acquire);
     if (s.state.load(std::memory_order_acquire) != kFree) {
       if (in_buffer) note_wait(s);
-      begin_urgent_wait();
-      futex_wait(&s.gen, gen, in_buffer ? 100'000'000 : 2'000'000);
-      end_urgent_wait();
+      begin_urgent();
+      long neighbour_ns = std::max(1000L, static_cast<long>(opts_.fault_patience_us) * 1000 / kPatienceChecks);
+      futex_wait(&s.gen, gen, in_buffer ? kSafetyWakeNs : neighbour_ns);
+      end_urgent();
     }
     waited = true;
   }
@@ -181,8 +188,10 @@ bool Tracker::on_trap(ucontext_t* uc) noexcept {
   return true;
 }
 
-bool Tracker::init(unsigned max_ops, const char** error) {
+bool Tracker::init(const TrackerOptions& opts, const char** error) {
   if (slots_) return true;
+  opts_ = opts;
+  const unsigned max_ops = opts.max_ops;
   sys::resolve();
   // The C library's sigaction, not the interposed one of the preload library.
   g_real_sigaction =

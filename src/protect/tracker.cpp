@@ -24,9 +24,25 @@ namespace {
 const std::uintptr_t kPage = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
 inline std::uintptr_t page_down(std::uintptr_t a) { return a & ~(kPage - 1); }
 inline std::uintptr_t page_up(std::uintptr_t a) { return (a + kPage - 1) & ~(kPage - 1); }
-constexpr std::size_t kPoolMaxBytes = std::size_t(512) << 20;  // bounce pages kept for reuse
+// A waiter sleeps on a completion's futex, which the completion always wakes; without a
+// way to drive progress itself it re-checks this often anyway (a safety net, not a tuning).
+constexpr long kSafetyWakeNs = 10'000'000;
 
 }  // namespace
+
+TrackerOptions tracker_options(const Config& c) noexcept {
+  TrackerOptions o;
+  o.max_ops = c.max_ops;
+  o.bounce_pool = c.bounce_pool;
+  o.adaptive = c.adaptive;
+  o.adaptive_retry = c.adaptive_retry;
+  o.adaptive_patience = c.adaptive_patience;
+  o.cost_us = c.defer_cost_us;
+  o.cost_ps_per_byte = c.defer_cost_ps;
+  o.wait_sleep_us = c.wait_sleep_us;
+  o.fault_patience_us = c.fault_patience_us;
+  return o;
+}
 
 Tracker& Tracker::instance() { return immortal<Tracker>(); }
 
@@ -81,10 +97,6 @@ namespace {
 inline unsigned history_index(std::uintptr_t addr) {
   return static_cast<unsigned>((addr >> 6) * 0x9E3779B97F4A7C15ull >> 54) % 1024u;
 }
-// What deferring n bytes costs here: protecting and releasing them (bench_protect_cost:
-// about 10-15 us plus 50-60 ps per byte) and a fault with its wake-up (about 30 us on this
-// virtual machine). Deferring pays when the program runs longer than that before it waits.
-inline std::uint64_t overhead_us(std::size_t n) { return 30 + n / 16384; }
 }  // namespace
 
 void Tracker::note_wait(Slot& s) noexcept {
@@ -92,8 +104,12 @@ void Tracker::note_wait(Slot& s) noexcept {
   s.first_wait_us.compare_exchange_strong(expected, now_us(), std::memory_order_acq_rel);
 }
 
-bool Tracker::paid_off(std::uint64_t start_us, std::uint64_t first_wait_us, std::size_t n) noexcept {
-  return first_wait_us == 0 || first_wait_us - start_us > 2 * overhead_us(n);
+bool Tracker::paid_off(std::uint64_t start_us, std::uint64_t first_wait_us, std::size_t n) const noexcept {
+  // What deferring n bytes costs: protecting and releasing them, and a fault with its
+  // wake-up (TANDEM_DEFER_COST_*; bench_protect_cost measures them). Deferring pays when
+  // the program runs longer than that before it waits.
+  std::uint64_t overhead_us = opts_.cost_us + static_cast<std::uint64_t>(n) * opts_.cost_ps_per_byte / 1000000;
+  return first_wait_us == 0 || first_wait_us - start_us > 2 * overhead_us;
 }
 
 void Tracker::learn(std::uintptr_t lo, bool paid) noexcept {
@@ -102,33 +118,39 @@ void Tracker::learn(std::uintptr_t lo, bool paid) noexcept {
     h.addr.store(lo, std::memory_order_relaxed);
     h.score.store(0, std::memory_order_relaxed);
   }
+  // The score counts recent outcomes, bounded at twice the patience either way so that a
+  // change of the program's behaviour shows within a few operations.
+  const int bound = 2 * static_cast<int>(opts_.adaptive_patience);
   int sc = h.score.load(std::memory_order_relaxed) + (paid ? 1 : -1);
-  h.score.store(sc < -4 ? -4 : sc > 4 ? 4 : sc, std::memory_order_relaxed);
+  h.score.store(sc < -bound ? -bound : sc > bound ? bound : sc, std::memory_order_relaxed);
 }
 
 bool Tracker::advise(const void* p, std::size_t) noexcept {
-  if (!adaptive_) return true;
+  if (!opts_.adaptive) return true;
   auto lo = reinterpret_cast<std::uintptr_t>(p);
   History& h = history_[history_index(lo)];
-  if (h.addr.load(std::memory_order_relaxed) != lo || h.score.load(std::memory_order_relaxed) > -2) return true;
-  // Mostly useless lately: pass through, but try again every 16th time.
-  return h.skipped.fetch_add(1, std::memory_order_relaxed) % 16 == 15;
+  if (h.addr.load(std::memory_order_relaxed) != lo ||
+      h.score.load(std::memory_order_relaxed) > -static_cast<int>(opts_.adaptive_patience))
+    return true;
+  // Mostly useless lately: pass through, but try again every adaptive_retry-th time.
+  return h.skipped.fetch_add(1, std::memory_order_relaxed) % opts_.adaptive_retry == opts_.adaptive_retry - 1;
 }
 
 void Tracker::wait_slot(int slot, std::uint32_t gen, bool count_as_access) {
   std::uint64_t t0 = now_us();
   if (slots_[slot].gen.load(std::memory_order_acquire) == gen) note_wait(slots_[slot]);
-  begin_urgent_wait();
+  begin_urgent();
   while (slots_[slot].gen.load(std::memory_order_acquire) == gen) {
     // Drive progress ourselves, then sleep until the completion wakes us (or briefly, to
     // poll again): never yield in a loop, which on a core shared with the progress thread
     // can leave both threads waiting for each other's scheduler slice (measured: 7 ms
     // per round trip).
-    int k = wait_hook_ ? wait_hook_() : -1;
+    int k = hooks_.help ? hooks_.help(hooks_.ctx) : -1;
     if (k <= 0 && slots_[slot].gen.load(std::memory_order_acquire) == gen)
-      futex_wait(&slots_[slot].gen, gen, wait_hook_ ? 30'000 : 10'000'000);
+      futex_wait(&slots_[slot].gen, gen,
+                 hooks_.help ? static_cast<long>(opts_.wait_sleep_us) * 1000 : kSafetyWakeNs);
   }
-  end_urgent_wait();
+  end_urgent();
   if (count_as_access) {
     stats().access_waits.fetch_add(1, std::memory_order_relaxed);
     stats().wait_us.fetch_add(now_us() - t0, std::memory_order_relaxed);
@@ -156,9 +178,9 @@ int Tracker::reserve(std::unique_lock<std::mutex>& g, std::uintptr_t lo, std::ui
     if (s >= 0) return s;
     std::uint32_t fg = free_gen_.load(std::memory_order_acquire);
     g.unlock();
-    begin_urgent_wait();
-    futex_wait(&free_gen_, fg, 10'000'000);
-    end_urgent_wait();
+    begin_urgent();
+    futex_wait(&free_gen_, fg, kSafetyWakeNs);
+    end_urgent();
   }
 }
 
@@ -382,7 +404,7 @@ std::uintptr_t Tracker::pool_take(std::size_t len) {
 }
 
 void Tracker::pool_put(std::uintptr_t addr, std::size_t len) {
-  if (pool_bytes_ + len > kPoolMaxBytes) {
+  if (pool_bytes_ + len > opts_.bounce_pool) {
     sys::munmap(reinterpret_cast<void*>(addr), len);
     return;
   }

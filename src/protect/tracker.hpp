@@ -20,11 +20,35 @@
 #include <mutex>
 #include <vector>
 
+#include "common/config.hpp"
 #include "common/memory.hpp"
 
 namespace tandem::protect {
 
 enum class Use { Read, Write };  // what a caller is about to do with memory
+
+// How a waiting thread reaches the progress engine (set by the layer that owns it):
+// help() drives progress once (completions, or -1 when another thread polls); begin()
+// and end() bracket a wait that needs the fastest progress (async-signal-safe).
+struct WaitHooks {
+  void* ctx = nullptr;
+  int (*help)(void* ctx) = nullptr;
+  void (*begin)(void* ctx) = nullptr;
+  void (*end)(void* ctx) = nullptr;
+};
+
+struct TrackerOptions {
+  unsigned max_ops;            // TANDEM_MAX_OPS
+  std::uint64_t bounce_pool;   // TANDEM_BOUNCE_POOL
+  bool adaptive;               // TANDEM_ADAPTIVE
+  unsigned adaptive_retry;     // TANDEM_ADAPTIVE_RETRY
+  unsigned adaptive_patience;  // TANDEM_ADAPTIVE_PATIENCE
+  unsigned cost_us;            // TANDEM_DEFER_COST_US
+  unsigned cost_ps_per_byte;   // TANDEM_DEFER_COST_PS_PER_BYTE
+  unsigned wait_sleep_us;      // TANDEM_WAIT_SLEEP_US
+  unsigned fault_patience_us;  // TANDEM_FAULT_PATIENCE_US
+};
+TrackerOptions tracker_options(const Config& cfg) noexcept;
 
 class Tracker {
  public:
@@ -32,7 +56,7 @@ class Tracker {
 
   // Allocates the slot table and installs the fault handlers. Returns false (with a
   // message in *error) when the handlers cannot be installed.
-  bool init(unsigned max_ops, const char** error);
+  bool init(const TrackerOptions& opts, const char** error);
   bool initialised() const noexcept { return slots_ != nullptr; }
 
   // Protects [p, p+n) for a deferred send. Returns a slot, or -1 when the memory
@@ -58,12 +82,13 @@ class Tracker {
   // touched the buffer before the protection cost could be recovered). Every few refusals
   // it says yes again, to notice a change. Always true when adaptation is off.
   bool advise(const void* p, std::size_t n) noexcept;
-  void set_adaptive(bool on) noexcept { adaptive_ = on; }
+  void set_adaptive(bool on) noexcept { opts_.adaptive = on; }
   // Records whether deferring an operation on the buffer at `lo` paid off (done at release).
   void learn(std::uintptr_t lo, bool paid) noexcept;
   // An operation of n bytes deferred at start_us and first waited for at first_wait_us
-  // (0: never) paid off when the program ran longer than deferring costs.
-  static bool paid_off(std::uint64_t start_us, std::uint64_t first_wait_us, std::size_t n) noexcept;
+  // (0: never) paid off when the program ran longer than twice what deferring costs
+  // (TANDEM_DEFER_COST_US + n x TANDEM_DEFER_COST_PS_PER_BYTE).
+  bool paid_off(std::uint64_t start_us, std::uint64_t first_wait_us, std::size_t n) const noexcept;
 
   // For tandem's own threads and the MPI library inside them, which must not wait: whether
   // [p, p+n) shares a page with a pending operation that keeps the kernel from writing it
@@ -81,9 +106,8 @@ class Tracker {
   bool on_segv(siginfo_t* info, ucontext_t* uc) noexcept;
   bool on_trap(ucontext_t* uc) noexcept;
 
-  // Called repeatedly while a thread waits outside a signal handler: lets the waiting
-  // thread drive progress itself (set by the layer that owns the progress engine).
-  void set_wait_hook(int (*hook)()) noexcept { wait_hook_ = hook; }
+  // Lets a waiting thread drive progress itself (set by the layer that owns the engine).
+  void set_wait_hooks(const WaitHooks& h) noexcept { hooks_ = h; }
 
   // Handlers the program installed; tandem's stay installed and chain to these.
   struct sigaction* chained(int sig) noexcept;
@@ -136,10 +160,16 @@ class Tracker {
   std::vector<Region, PageAllocator<Region>> pool_;
   std::size_t pool_bytes_ = 0;
   int mem_fd_ = -1;  // /proc/self/mem, for the copy fallback
-  int (*wait_hook_)() = nullptr;
-  bool adaptive_ = true;
+  WaitHooks hooks_;
+  TrackerOptions opts_{};  // set by init(); nothing reads it before (no allocation here: mmap calls reach instance())
   History history_[kHistory];
   void note_wait(Slot& s) noexcept;
+  void begin_urgent() noexcept {
+    if (hooks_.begin) hooks_.begin(hooks_.ctx);
+  }
+  void end_urgent() noexcept {
+    if (hooks_.end) hooks_.end(hooks_.ctx);
+  }
 };
 
 }  // namespace tandem::protect

@@ -1,12 +1,14 @@
 // Every collective algorithm (all of algorithms(c) for every c in all_colls(), so the ones
-// added later are covered too), run for all ranks at once under the loopback runner and
-// compared with MPI's semantics computed directly.
+// added later are covered too), run for all ranks at once on the real executor and
+// progress engines over the in-process transport (coll_harness.hpp), and compared with
+// MPI's semantics computed directly.
 //
-// Per algorithm: p in {1,2,3,4,5,7,8}, counts {0,1,7,100,1000}, segment sizes {0, 3 elements,
-// 256 B} when segmented (count 1000: {0, 256 B}), fan-outs {default, 3} when it has one,
-// roots {0, p-1, p/2} for rooted collectives, in place or not where MPI allows it,
-// loopback seeds {0,1,2} (count 1000: {0,1}; seed 0 is one fixed order, others random
-// interleavings). Elements are 64-bit; the reduction is a non-commutative, associative
+// Per algorithm, stepped (one thread polls every rank's engine): p in {1,2,3,4,5,7,8},
+// counts {0,1,7,100,1000}, segment sizes {0, 3 elements, 256 B} when segmented (count
+// 1000: {0, 256 B}), fan-outs {default, 3} when it has one, roots {0, p-1, p/2} for rooted
+// collectives, in place or not where MPI allows it, seeds {0,1,2} (count 1000: {0,1};
+// seed 0 completes in order, the others in random orders). Then with ranks as threads,
+// every algorithm x p in {1,2,3,4,5,7,8} x progress mode {thread, poll, block}. Elements are 64-bit; the reduction is a non-commutative, associative
 // user operation (composition of affine maps) unless the algorithm is commutative_only,
 // then a sum. Besides the results: send buffers must be unchanged, and for counts <= 100
 // every rank's schedule is checked statically for steps that touch overlapping memory
@@ -17,6 +19,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -26,13 +29,16 @@
 
 #include "coll/algorithms.hpp"
 #include "coll/building.hpp"
-#include "coll/loopback.hpp"
+#include "coll/select.hpp"
+#include "coll_harness.hpp"
 #include "coll/reduce_ops.hpp"
 #include "coll/schedule.hpp"
 
 namespace {
 
 using namespace tandem::coll;
+using tandem::test::RankMemory;
+using tandem::test::RunOptions;
 
 std::uint64_t mix(std::uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -296,8 +302,10 @@ std::string not_a_barrier(const std::vector<Schedule>& all) {
   return {};
 }
 
-// Runs one case under the given seeds; returns the first problem, or "".
-std::string run_case(const Algorithm& alg, const Case& k, const std::vector<std::uint64_t>& seeds) {
+// Runs one case under the given seeds (stepped), or once with ranks as threads in `mode`;
+// returns the first problem, or "".
+std::string run_case(const Algorithm& alg, const Case& k, const std::vector<std::uint64_t>& seeds,
+                     std::optional<tandem::progress::Mode> mode = std::nullopt) {
   const bool affine = reduces(alg.coll) && !alg.commutative_only;
   Reducer red;
   red.type = DType::U64;
@@ -324,10 +332,15 @@ std::string run_case(const Algorithm& alg, const Case& k, const std::vector<std:
     std::vector<RankMemory> mem;
     for (const Args& a : args) mem.push_back(initial(a));
     const std::vector<RankMemory> init = mem;
+    RunOptions o;
+    o.inproc.seed = seed;
+    if (mode) o.threads = true, o.mode = *mode;
     try {
-      run_loopback(sch, mem, red, seed);
+      std::vector<int> errors = tandem::test::run_collective(sch, mem, red, o);
+      for (int q = 0; q < k.p; ++q)
+        if (errors[static_cast<std::size_t>(q)]) return "rank " + std::to_string(q) + " reports error " + std::to_string(errors[q]);
     } catch (const std::exception& e) {
-      return "seed " + std::to_string(seed) + ": loopback throws: " + e.what();
+      return "seed " + std::to_string(seed) + ": " + e.what();
     }
     for (int q = 0; q < k.p; ++q) {
       if (mem[q].send != init[q].send)
@@ -358,7 +371,7 @@ std::vector<int> roots_for(Coll c, int p) {
 
 class CollAlgorithms : public ::testing::TestWithParam<Coll> {};
 
-TEST_P(CollAlgorithms, MatchMpiSemanticsUnderLoopback) {
+TEST_P(CollAlgorithms, MatchMpiSemanticsStepped) {
   const Coll c = GetParam();
   ASSERT_FALSE(algorithms(c).empty()) << coll_name(c) << " has no algorithm";
   for (const Algorithm& alg : algorithms(c)) {
@@ -399,6 +412,116 @@ TEST_P(CollAlgorithms, MatchMpiSemanticsUnderLoopback) {
 
 INSTANTIATE_TEST_SUITE_P(All, CollAlgorithms, ::testing::ValuesIn(all_colls()),
                          [](const ::testing::TestParamInfo<Coll>& i) { return std::string(coll_name(i.param)); });
+
+// Ranks as threads, each waiting for its execution, on engines in every progress mode:
+// every algorithm x rank count x mode, with two counts (one segmented when the algorithm
+// is) and a random completion order.
+using ModeCase = std::tuple<Coll, tandem::progress::Mode>;
+class CollAlgorithmsInModes : public ::testing::TestWithParam<ModeCase> {};
+
+TEST_P(CollAlgorithmsInModes, MatchMpiSemanticsWithRanksAsThreads) {
+  const auto [c, mode] = GetParam();
+  for (const Algorithm& alg : algorithms(c)) {
+    for (int p : {1, 2, 3, 4, 5, 7, 8}) {
+      for (std::uint64_t count : std::vector<std::uint64_t>{7, 300}) {
+        Case k;
+        k.p = p, k.count = c == Coll::Barrier ? 0 : count, k.root = rooted(c) ? p - 1 : 0;
+        k.segsize = alg.segmented && count > 7 ? 256 : 0;
+        std::string failure = run_case(alg, k, {count}, mode);
+        if (!failure.empty()) {
+          ADD_FAILURE() << k.str(alg) << " mode " << tandem::progress::mode_name(mode) << ": " << failure;
+          break;
+        }
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    All, CollAlgorithmsInModes,
+    ::testing::Combine(::testing::ValuesIn(all_colls()),
+                       ::testing::Values(tandem::progress::Mode::Thread, tandem::progress::Mode::Poll,
+                                         tandem::progress::Mode::Block)),
+    [](const ::testing::TestParamInfo<ModeCase>& i) {
+      return std::string(coll_name(std::get<0>(i.param))) + "_" + tandem::progress::mode_name(std::get<1>(i.param));
+    });
+
+// A transport error at completion reaches every affected rank's execution: the call still
+// completes (no rank hangs) and reports the error, in every progress mode.
+TEST(CollErrors, InjectedTransportFailureReachesWait) {
+  const Algorithm* alg = find_algorithm(Coll::Allreduce, "ring");
+  ASSERT_NE(alg, nullptr);
+  for (auto mode : {tandem::progress::Mode::Thread, tandem::progress::Mode::Poll, tandem::progress::Mode::Block})
+    for (std::uint64_t fail_at : {1, 5, 17}) {
+      const int p = 4;
+      std::vector<Schedule> sch;
+      std::vector<RankMemory> mem;
+      for (int q = 0; q < p; ++q) {
+        Case k;
+        k.p = p, k.count = 100;
+        Args a = args_of(*alg, k, q);
+        sch.push_back(build(*alg, a));
+        mem.push_back(initial(a));
+      }
+      Reducer red;
+      red.type = DType::U64;
+      red.op = ROp::Sum;
+      red.elem = kElem;
+      RunOptions o;
+      o.threads = true;
+      o.mode = mode;
+      o.inproc.fail_at = fail_at;
+      o.inproc.fail_error = 4242;
+      std::vector<int> errors = tandem::test::run_collective(sch, mem, red, o);
+      int failed = 0;
+      for (int e : errors) {
+        EXPECT_TRUE(e == 0 || e == 4242) << e;
+        failed += e == 4242;
+      }
+      EXPECT_EQ(failed, 1) << "fail_at " << fail_at << " mode " << tandem::progress::mode_name(mode);
+    }
+}
+
+// A receive shorter than its message completes with the transport's truncation error.
+TEST(CollErrors, TruncatedReceiveIsAnError) {
+  Builder b0(0, 2, 1), b1(1, 2, 1);
+  b0.send(1, at(Buf::Send, 0), 16);
+  b1.recv(0, at(Buf::Recv, 0), 8);
+  std::vector<Schedule> sch;
+  sch.push_back(std::move(b0).finish());
+  sch.push_back(std::move(b1).finish());
+  std::vector<RankMemory> mem(2);
+  mem[0].send.assign(16, 1);
+  mem[1].recv.assign(8, 0);
+  Reducer red;
+  for (bool threads : {false, true}) {
+    RunOptions o;
+    o.threads = threads;
+    std::vector<int> errors = tandem::test::run_collective(sch, mem, red, o);
+    EXPECT_EQ(errors[0], 0);
+    EXPECT_EQ(errors[1], tandem::transport::kInprocTruncated);
+    EXPECT_EQ(mem[1].recv, std::vector<unsigned char>(8, 1));  // what fits arrived
+  }
+}
+
+// A schedule that can never complete is reported as a deadlock, naming what is unmatched.
+TEST(CollErrors, DeadlockIsReportedWithTheUnmatchedOperations) {
+  Builder b0(0, 2, 1), b1(1, 2, 1);
+  b0.recv(1, at(Buf::Recv, 0), 8);
+  b1.recv(0, at(Buf::Recv, 0), 8);
+  std::vector<Schedule> sch;
+  sch.push_back(std::move(b0).finish());
+  sch.push_back(std::move(b1).finish());
+  std::vector<RankMemory> mem(2);
+  mem[0].recv.assign(8, 0);
+  mem[1].recv.assign(8, 0);
+  try {
+    tandem::test::run_collective(sch, mem, Reducer{}, RunOptions{});
+    FAIL() << "no deadlock reported";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("recv 1->0 seq 7 tag 0"), std::string::npos) << e.what();
+  }
+}
 
 // ---- the reusable phases of building.hpp, composed into allreduces --------------------
 // Uneven blocks (split_even) and, for the halving, MPICH-style blocks (count split over

@@ -42,7 +42,9 @@ class TrackerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     const char* err = nullptr;
-    ASSERT_TRUE(Tracker::instance().init(256, &err)) << err;
+    auto o = tandem::protect::tracker_options(tandem::Config{});
+    o.max_ops = 256;
+    ASSERT_TRUE(Tracker::instance().init(o, &err)) << err;
   }
   // The preload library keeps the mapping cache current by interposing mmap/munmap;
   // this test maps and unmaps memory directly, so it starts each case afresh.
@@ -268,11 +270,12 @@ TEST_F(TrackerTest, GenuineFaultStillKillsWithSigsegv) {
 }
 
 TEST_F(TrackerTest, DeferralPaysOffWhenTheProgramRunsLongerThanItCosts) {
-  EXPECT_TRUE(Tracker::paid_off(1000, 0, 1 << 20));          // never waited for
-  EXPECT_FALSE(Tracker::paid_off(1000, 1002, 4096));         // waited for at once
-  EXPECT_TRUE(Tracker::paid_off(1000, 1000 + 400, 4096));    // 400 us of computation first
-  EXPECT_FALSE(Tracker::paid_off(1000, 1000 + 400, 64 << 20));  // not enough for 64 MB of protection
-  EXPECT_TRUE(Tracker::paid_off(1000, 1000 + 20000, 64 << 20));
+  // With the default costs (TANDEM_DEFER_COST_US=30, _PS_PER_BYTE=61).
+  EXPECT_TRUE(t.paid_off(1000, 0, 1 << 20));              // never waited for
+  EXPECT_FALSE(t.paid_off(1000, 1002, 4096));             // waited for at once
+  EXPECT_TRUE(t.paid_off(1000, 1000 + 400, 4096));        // 400 us of computation first
+  EXPECT_FALSE(t.paid_off(1000, 1000 + 400, 64 << 20));   // not enough for 64 MB of protection
+  EXPECT_TRUE(t.paid_off(1000, 1000 + 20000, 64 << 20));
 }
 
 TEST_F(TrackerTest, AdviceStopsDeferringBuffersThatDoNotPayAndRetriesLater) {

@@ -9,11 +9,9 @@
 
 #include "coll/algorithms.hpp"
 #include "coll/executor.hpp"
-#include "coll/mpi/coll_mpi.hpp"
+#include "coll/mpi/context.hpp"
+#include "common/config.hpp"
 #include "tandem/coll.hpp"
-#include "transport/mpi_p2p.hpp"
-#include "transport/mpi_transport.hpp"
-#include "transport/mpi_types.hpp"
 
 namespace tandem {
 
@@ -36,8 +34,7 @@ bool CollRequest::test(int* err) noexcept {
     return true;
   }
   auto& ex = *call_->call->exec;
-  if (!ex.done()) call_->call->p2p->progress();
-  if (!ex.done()) return false;
+  if (!ex.test()) return false;
   if (err) *err = ex.error();
   return true;
 }
@@ -46,15 +43,29 @@ std::string CollRequest::algorithm() const { return call_ ? call_->choice.str() 
 
 namespace {
 
+// The API's context: the settings of this process's environment (TANDEM_COLL_*,
+// TANDEM_PROGRESS, ...), read at the first call. Lives to the end of the process.
 coll::MpiContext& ctx() {
-  static coll::MpiContext* c = new coll::MpiContext();  // lives to the end of the process
+  static coll::MpiContext* c = [] {
+    Config cfg;
+    std::string errors = load_config(cfg);
+    auto* m = new coll::MpiContext(cfg, nullptr, nullptr);
+    if (!errors.empty()) m->add_errors(errors);
+    return m;
+  }();
+  if (!c->errors().empty()) {
+    std::string e = c->errors();
+    if (!e.empty() && e.back() == '\n') e.pop_back();
+    throw CollError(e);
+  }
   return *c;
 }
 
 CollRequest start(coll::Coll c, const void* sendbuf, void* recvbuf, int count, MPI_Datatype type, MPI_Op op, int root,
                   MPI_Comm comm, const CollOptions& o) {
+  coll::MpiContext& context = ctx();
   coll::MpiCallSpec spec{c, sendbuf, recvbuf, count, type, op, root, comm};
-  coll::Choice choice;
+  std::optional<coll::Choice> call_choice;
   if (!o.algorithm.empty()) {
     // A program repeats the same options: keep the last parse of this thread.
     struct Parsed {
@@ -67,24 +78,32 @@ CollRequest start(coll::Coll c, const void* sendbuf, void* recvbuf, int count, M
     thread_local std::optional<Parsed> last;
     if (last && last->coll == c && last->algorithm == o.algorithm && last->segsize == o.segsize &&
         last->fanout == o.fanout) {
-      choice = last->choice;
+      call_choice = last->choice;
     } else {
-      std::string text = o.algorithm;
-      if (o.segsize || o.fanout) text += fmt::format(":{}", o.segsize);
-      if (o.fanout) text += fmt::format(":{}", o.fanout);
+      // The name may carry its parameters (`ring:64K`); the fields, when set, override them.
       std::string why;
-      auto ch = coll::parse_choice(c, text, &why);
-      if (!ch) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), why));
-      choice = *ch;
-      last = Parsed{c, o.algorithm, o.segsize, o.fanout, choice};
+      auto ch = coll::parse_choice(c, o.algorithm, &why);
+      if (ch && (o.segsize || o.fanout))
+        ch = coll::make_choice(c, ch->alg->name, o.segsize ? o.segsize : ch->segsize,
+                               o.fanout ? static_cast<std::uint64_t>(o.fanout) : static_cast<std::uint64_t>(ch->fanout),
+                               &why);
+      if (!ch || o.fanout < 0) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), ch ? "negative fan-out" : why));
+      call_choice = *ch;
+      last = Parsed{c, o.algorithm, o.segsize, o.fanout, *ch};
     }
   }
-  auto d = std::make_shared<detail::Call>();
+  coll::Described d;
   std::string why;
-  d->call = ctx().start(spec, choice.alg ? &choice : nullptr, &why);
-  if (!d->call) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), why));
-  d->choice = d->call->choice;
-  return CollRequest(d);
+  if (!context.describe(spec, &d, &why)) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), why));
+  coll::Selection sel = context.selector().select(d.query, coll::Fallback::Builtin, call_choice ? &*call_choice : nullptr);
+  if (sel.reason == coll::Reason::Invalid) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), sel.why_not));
+  context.note(comm, &d, c, sel, {});
+  auto call = std::make_shared<detail::Call>();
+  call->call = context.prepare(d, sel.choice, &why);
+  if (!call->call) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), why));
+  call->choice = sel.choice;
+  call->call->exec->start();
+  return CollRequest(call);
 }
 
 }  // namespace

@@ -1,18 +1,10 @@
-#include "transport/mpi_p2p.hpp"
-
-#include <sched.h>
+#include "transport/mpi/p2p.hpp"
 
 #include <climits>
-
-#include "transport/mpi_transport.hpp"
 
 namespace tandem::transport {
 
 namespace {
-void completed(void* ctx, const void* /*status*/) {
-  auto* c = static_cast<Completion*>(ctx);
-  c->fn(c, 0);
-}
 int bits_below(long v) {  // number of bits b with 2^b - 1 <= v
   int b = 0;
   while (b < 31 && ((1L << (b + 1)) - 1) <= v) ++b;
@@ -20,7 +12,7 @@ int bits_below(long v) {  // number of bits b with 2^b - 1 <= v
 }
 }  // namespace
 
-MpiP2P::MpiP2P(MPI_Comm comm, progress::Engine* engine) : comm_(comm), engine_(engine) {
+MpiP2P::MpiP2P(MPI_Comm comm, MpiSource* source) : comm_(comm), source_(source) {
   PMPI_Comm_rank(comm, &rank_);
   PMPI_Comm_size(comm, &size_);
   int* ub = nullptr;
@@ -46,7 +38,7 @@ int MpiP2P::isend(const void* buf, std::uint64_t bytes, int peer, std::uint32_t 
   MPI_Request req;
   int rc = PMPI_Isend(buf, static_cast<int>(bytes), MPI_BYTE, peer, tag_of(seq, tag), comm_, &req);
   if (rc != MPI_SUCCESS) return rc;
-  engine_->submit(to_handle(req), completed, c);
+  source_->submit(req, c);
   return 0;
 }
 
@@ -56,12 +48,8 @@ int MpiP2P::irecv(void* buf, std::uint64_t bytes, int peer, std::uint32_t seq, s
   MPI_Request req;
   int rc = PMPI_Irecv(buf, static_cast<int>(bytes), MPI_BYTE, peer, tag_of(seq, tag), comm_, &req);
   if (rc != MPI_SUCCESS) return rc;
-  engine_->submit(to_handle(req), completed, c);
+  source_->submit(req, c);
   return 0;
-}
-
-void MpiP2P::progress() noexcept {
-  if (engine_->help() < 0) sched_yield();
 }
 
 }  // namespace tandem::transport

@@ -7,10 +7,10 @@
 
 #include "coll/reduce_ops.hpp"
 
-namespace tandem::transport {
+namespace tandem::coll {
 
-inline std::optional<coll::DType> dtype_of(MPI_Datatype t) {
-  using coll::DType;
+inline std::optional<DType> dtype_of(MPI_Datatype t) {
+   
   auto sized_int = [](int size, bool is_signed) -> std::optional<DType> {
     switch (size) {
       case 1: return is_signed ? DType::I8 : DType::U8;
@@ -48,8 +48,8 @@ inline std::optional<coll::DType> dtype_of(MPI_Datatype t) {
   return std::nullopt;
 }
 
-inline std::optional<coll::ROp> rop_of(MPI_Op op) {
-  using coll::ROp;
+inline std::optional<ROp> rop_of(MPI_Op op) {
+   
   if (op == MPI_SUM) return ROp::Sum;
   if (op == MPI_PROD) return ROp::Prod;
   if (op == MPI_MAX) return ROp::Max;
@@ -63,4 +63,4 @@ inline std::optional<coll::ROp> rop_of(MPI_Op op) {
   return std::nullopt;
 }
 
-}  // namespace tandem::transport
+}  // namespace tandem::coll

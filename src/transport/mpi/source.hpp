@@ -1,0 +1,45 @@
+// The MPI library as a progress source (compiled once per MPI): started MPI requests and
+// their completion records, tested in batches with MPI_Testsome. A request's result is
+// its status's MPI_ERROR and its byte count (MPI_Get_count with MPI_BYTE).
+#pragma once
+#include <mpi.h>
+
+#include <mutex>
+#include <vector>
+
+#include "common/memory.hpp"
+#include "progress/completion.hpp"
+#include "progress/engine.hpp"
+
+namespace tandem::transport {
+
+class MpiSource final : public progress::Source {
+ public:
+  explicit MpiSource(progress::Engine* engine) noexcept : engine_(engine) {}
+  // Hands a started request over (any thread): c->fn runs once it completes. Never fails.
+  void submit(MPI_Request req, progress::Completion* c) noexcept;
+  int progress() noexcept override;
+  progress::Engine& engine() noexcept { return *engine_; }
+
+ private:
+  struct Entry {
+    MPI_Request req;
+    progress::Completion* c;
+  };
+  int test_one_by_one() noexcept;
+  void complete(std::size_t i, const MPI_Status& st, int error) noexcept;
+
+  progress::Engine* engine_;
+  std::mutex in_mu_;  // incoming_
+  std::vector<Entry, PageAllocator<Entry>> incoming_;
+  // Polled state (the engine's poll lock): tandem's memory, never the program's heap,
+  // which may share pages with protected buffers.
+  std::vector<MPI_Request, PageAllocator<MPI_Request>> reqs_;
+  std::vector<progress::Completion*, PageAllocator<progress::Completion*>> comps_;
+  std::vector<int, PageAllocator<int>> idx_;
+  std::vector<MPI_Status, PageAllocator<MPI_Status>> st_;
+  std::vector<char, PageAllocator<char>> done_;
+  bool warned_ = false;
+};
+
+}  // namespace tandem::transport
