@@ -106,7 +106,7 @@ Schedule build(const Algorithm& alg, const Args& a0) {
 std::string Choice::str() const {
   if (!alg) return "(default)";
   std::string s = alg->name;
-  if (segsize || fanout) s += fmt::format(":{}", segsize);
+  if (segsize || fanout) s += ":" + units::format_bytes(segsize);
   if (fanout) s += fmt::format(":{}", fanout);
   return s;
 }

@@ -35,6 +35,7 @@ Selector Selector::from_config(const Config& cfg, std::string* errors) {
       }
       std::string why;
       s.forced_[i] = parse_choice(c, v, &why);
+      s.forced_text_[i] = v;
       if (!s.forced_[i]) out += setting_error(forced_setting(c), v, why);
     }
     if (!cfg.coll_rules.empty()) {
@@ -156,7 +157,7 @@ std::string Selector::describe(Coll c, const Selection& s) const {
   auto i = static_cast<std::size_t>(c);
   switch (s.reason) {
     case Reason::Call: return "the call's own choice";
-    case Reason::Forced: return forced_setting(c) + "=" + (forced_[i] ? forced_[i]->str() : "?");
+    case Reason::Forced: return forced_setting(c) + "=" + forced_text_[i];
     case Reason::ForcedMpi: return forced_setting(c) + "=mpi";
     case Reason::Rule:
       return s.rule && rules_ ? fmt::format("{}:{}", rules_->source, s.rule->line) : std::string("a rule");
@@ -169,7 +170,7 @@ std::string Selector::describe(Coll c, const Selection& s) const {
 
 std::string Selector::describe_skipped(Coll c, const Selection& s) const {
   auto i = static_cast<std::size_t>(c);
-  if (s.skipped == Reason::Forced) return forced_setting(c) + "=" + (forced_[i] ? forced_[i]->str() : "?");
+  if (s.skipped == Reason::Forced) return forced_setting(c) + "=" + forced_text_[i];
   if (s.skipped == Reason::Rule && s.skipped_rule && rules_)
     return fmt::format("{}:{} ({})", rules_->source, s.skipped_rule->line, s.skipped_rule->choice.str());
   return "?";

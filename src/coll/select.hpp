@@ -84,6 +84,7 @@ class Selector {
 
  private:
   std::optional<Choice> forced_[kCollCount];
+  std::string forced_text_[kCollCount];  // as written in TANDEM_COLL_<COLL>
   bool forced_mpi_[kCollCount] = {};
   std::optional<Rules> rules_;
   std::uint64_t small_ = Config{}.coll_small;

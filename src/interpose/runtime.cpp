@@ -66,6 +66,20 @@ progress::Mode progress_mode(const Config& cfg, bool deferring, int rank) {
   return *m;
 }
 
+// A deferred operation completes while the program computes, or while a thread that
+// touches its memory waits inside the fault handler, where it cannot call MPI: only the
+// progress thread can complete it. Without one (TANDEM_PROGRESS=poll|block) nothing is
+// deferred.
+bool deferral_possible(const Config& cfg, int rank) {
+  auto m = progress::parse_mode(cfg.progress);
+  if (!m || *m == progress::Mode::Thread) return true;
+  if (rank == 0)
+    log_message(-1, "TANDEM_PROGRESS=%s: deferring calls needs the progress thread, so point-to-point calls are "
+                    "passed through%s",
+                cfg.progress.c_str(), cfg.coll_overlap ? " and TANDEM_COLL_OVERLAP=1 has no effect" : "");
+  return false;
+}
+
 long env_long(const char* name, long fallback) {
   const char* v = std::getenv(name);
   if (!v || !*v) return fallback;
@@ -147,6 +161,7 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
                   granted);
     return rc;
   }
+  if (!deferral_possible(rt.cfg, rt.rank)) return rc;
   // A job whose ranks all share this node: the communication can only overlap computation
   // if there are cores left for it.
   int world = 1, local = 1;

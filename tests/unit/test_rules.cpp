@@ -70,7 +70,7 @@ TEST(CollChoice, ParsesNameSegmentAndFanout) {
   EXPECT_STREQ(c->alg->name, "knomial");
   EXPECT_EQ(c->segsize, 8192u);
   EXPECT_EQ(c->fanout, 3);
-  EXPECT_EQ(c->str(), "knomial:8192:3");
+  EXPECT_EQ(c->str(), "knomial:8K:3");
   EXPECT_FALSE(parse_choice(Coll::Bcast, "knomial:8K:1", &why));  // radix below 2
   EXPECT_FALSE(parse_choice(Coll::Bcast, "knomial:8K:3:9", &why));
   EXPECT_FALSE(parse_choice(Coll::Bcast, "binomial:-1", &why));

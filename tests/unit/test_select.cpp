@@ -76,7 +76,7 @@ TEST(Selection, PrecedenceCallForcedRulesFallback) {
   ASSERT_EQ(errors, "");
   Selection r = rules_only.select(query(Coll::Allreduce, 4, 1 << 20), Fallback::Mpi);
   ASSERT_EQ(r.reason, Reason::Rule);
-  EXPECT_EQ(r.choice.str(), "segmented_ring:65536");
+  EXPECT_EQ(r.choice.str(), "segmented_ring:64K");
   EXPECT_EQ(rules_only.describe(Coll::Allreduce, r), path + ":3");
   EXPECT_EQ(rules_only.select(query(Coll::Bcast, 4, 8), Fallback::Mpi).reason, Reason::NoChoice);
 

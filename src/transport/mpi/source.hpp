@@ -1,6 +1,13 @@
 // The MPI library as a progress source (compiled once per MPI): started MPI requests and
 // their completion records, tested in batches with MPI_Testsome. A request's result is
 // its status's MPI_ERROR and its byte count (MPI_Get_count with MPI_BYTE).
+//
+// Which error handler acts on an error found at completion is the MPI library's choice:
+// Open MPI raises it on the request's communicator (tandem's own communicators have
+// MPI_ERRORS_RETURN, so the error becomes the result); MPICH 4.0 raises errors of
+// MPI_Testsome and MPI_Test on MPI_COMM_WORLD's handler, so there the error becomes a
+// result only when MPI_COMM_WORLD returns errors, and otherwise (fatal by default) the job
+// stops at it, as it would have in the MPI library's own call.
 #pragma once
 #include <mpi.h>
 
