@@ -17,6 +17,7 @@ Execution::Execution(std::shared_ptr<const Schedule> s, Buffers b, Reducer r, tr
     if (st.kind == StepKind::Reduce && st.bytes > largest_reduce) largest_reduce = st.bytes;
   }
   if (r_.op == ROp::User && !r_.commutative) scratch_.resize(largest_reduce);
+  ready_.reserve(n);
   ops_.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
     ops_[i].fn = &Execution::on_complete;
@@ -38,15 +39,29 @@ void* Execution::addr(Loc l) const {
   return base ? base + l.off : nullptr;
 }
 
+void Execution::reset(Buffers b, std::uint32_t seq, void* reducer_ctx) noexcept {
+  const Schedule& sc = *s_;
+  const std::size_t n = sc.steps.size();
+  b_ = b;
+  seq_ = seq;
+  r_.ctx = reducer_ctx;
+  for (std::size_t i = 0; i < n; ++i) waiting_[i] = sc.steps[i].dep_count;
+  remaining_ = static_cast<std::uint32_t>(n);
+  signalled_ = false;
+  on_done_ = nullptr;
+  on_done_arg_ = nullptr;
+  error_.store(0, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_release);
+}
+
 int Execution::start() noexcept {
-  std::vector<std::uint32_t> ready;
   bool finished;
   int err;
   {
-    std::lock_guard<std::mutex> g(mu_);
+    progress::Engine::Locked g(p2p_->engine());
     for (std::uint32_t i = 0; i < s_->steps.size(); ++i)
-      if (waiting_[i] == 0) ready.push_back(i);
-    run_ready(ready);
+      if (waiting_[i] == 0) ready_.push_back(i);
+    run_ready();
     finished = remaining_ == 0 && !signalled_;
     if (finished) signalled_ = true;
     err = error();
@@ -55,20 +70,20 @@ int Execution::start() noexcept {
   return err;
 }
 
-// Called with mu_ held: runs local steps at once and posts transfers; completions of
-// transfers come back through on_complete (possibly in another thread, which then waits
-// for mu_).
-void Execution::run_ready(std::vector<std::uint32_t>& ready) {
-  while (!ready.empty()) {
-    std::uint32_t i = ready.back();
-    ready.pop_back();
+// With the poll lock held: runs local steps at once and posts transfers; completions of
+// transfers come back through on_complete (possibly in another thread, which holds the
+// poll lock then).
+void Execution::run_ready() {
+  while (!ready_.empty()) {
+    std::uint32_t i = ready_.back();
+    ready_.pop_back();
     const Step& st = s_->steps[i];
     switch (st.kind) {
       case StepKind::Send: {
         int rc = p2p_->isend(addr(st.src), st.bytes, st.peer, seq_, st.tag, &ops_[i]);
         if (rc != 0) {
           note_error(rc);
-          finish_step(i, ready);  // keep going so that the call completes (with its error)
+          finish_step(i);  // keep going so that the call completes (with its error)
         }
         break;
       }
@@ -76,27 +91,27 @@ void Execution::run_ready(std::vector<std::uint32_t>& ready) {
         int rc = p2p_->irecv(addr(st.dst), st.bytes, st.peer, seq_, st.tag, &ops_[i]);
         if (rc != 0) {
           note_error(rc);
-          finish_step(i, ready);
+          finish_step(i);
         }
         break;
       }
       case StepKind::Reduce:
         r_.apply(addr(st.src), addr(st.dst), st.bytes, st.src_first, scratch_.data());
-        finish_step(i, ready);
+        finish_step(i);
         break;
       case StepKind::Copy:
         if (st.bytes) std::memmove(addr(st.dst), addr(st.src), st.bytes);
-        finish_step(i, ready);
+        finish_step(i);
         break;
-      case StepKind::Nop: finish_step(i, ready); break;
+      case StepKind::Nop: finish_step(i); break;
     }
   }
 }
 
-void Execution::finish_step(std::uint32_t step, std::vector<std::uint32_t>& ready) {
+void Execution::finish_step(std::uint32_t step) {
   const Schedule& sc = *s_;
   for (std::uint32_t k = sc.succ_begin[step]; k < sc.succ_begin[step + 1]; ++k)
-    if (--waiting_[sc.succ[k]] == 0) ready.push_back(sc.succ[k]);
+    if (--waiting_[sc.succ[k]] == 0) ready_.push_back(sc.succ[k]);
   --remaining_;
 }
 
@@ -118,16 +133,14 @@ void Execution::on_complete(transport::Completion* c, const transport::Result& r
   auto* op = static_cast<Op*>(c);
   Execution* ex = op->ex;
   if (res.error) ex->note_error(res.error);
-  std::vector<std::uint32_t> ready;
-  bool finished;
-  {
-    std::lock_guard<std::mutex> g(ex->mu_);
-    ex->finish_step(op->step, ready);
-    ex->run_ready(ready);
-    finished = ex->remaining_ == 0 && !ex->signalled_;
-    if (finished) ex->signalled_ = true;
+  // The poll lock is held (completions run inside the source's progress()).
+  ex->finish_step(op->step);
+  ex->run_ready();
+  bool finished = ex->remaining_ == 0 && !ex->signalled_;
+  if (finished) {
+    ex->signalled_ = true;
+    ex->signal_done();
   }
-  if (finished) ex->signal_done();
 }
 
 void Execution::wait() noexcept {

@@ -1,13 +1,14 @@
 // Runs one rank's schedule over a point-to-point transport: posts every step whose
 // dependencies are complete, runs local steps (reduce, copy) in whichever thread
-// completes their last dependency, and signals completion. The call's error is the first
+// completes their last dependency, and signals completion. Its state changes only under
+// the engine's poll lock (start() takes it; completions come with it held), so one lock
+// serves the transport and the schedule. The call's error is the first
 // error a transfer reported (when it was started, or at its completion); the remaining
 // steps still run, so that the call always completes. Free of MPI.
 #pragma once
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <vector>
 
 #include "coll/reduce_ops.hpp"
@@ -35,6 +36,10 @@ class Execution {
   // Posts the steps without dependencies. Returns 0, or the first transport error. With an
   // on_done function set, the object may be gone when start() returns.
   int start() noexcept;
+  // Makes a finished (or never started) execution ready to run its schedule again, on other
+  // buffers, with another sequence number and reducer context: a repeated call reuses it
+  // instead of allocating its state anew.
+  void reset(Buffers b, std::uint32_t seq, void* reducer_ctx) noexcept;
   bool done() const noexcept { return done_.load(std::memory_order_acquire) != 0; }
   int error() const noexcept { return error_.load(std::memory_order_acquire); }
   // Until done: drives the transport's engine as its mode says (progress/engine.hpp).
@@ -49,8 +54,8 @@ class Execution {
   };
   static void on_complete(transport::Completion* c, const transport::Result& r);
   void note_error(int err) noexcept;
-  void finish_step(std::uint32_t step, std::vector<std::uint32_t>& ready);
-  void run_ready(std::vector<std::uint32_t>& ready);
+  void finish_step(std::uint32_t step);
+  void run_ready();
   void* addr(Loc l) const;
   void signal_done() noexcept;
 
@@ -62,10 +67,11 @@ class Execution {
   std::vector<unsigned char> tmp_;
   std::vector<unsigned char> scratch_;          // for non-commutative user reductions
   std::vector<std::uint32_t> waiting_;          // unfinished dependencies per step
+  std::vector<std::uint32_t> ready_;            // steps to run now
   std::vector<Op> ops_;
-  std::mutex mu_;
-  std::uint32_t remaining_ = 0;  // steps not finished (guarded by mu_)
-  bool signalled_ = false;       // done_ set or about to be (guarded by mu_)
+  // Under the engine's poll lock:
+  std::uint32_t remaining_ = 0;  // steps not finished
+  bool signalled_ = false;       // done_ set or about to be
   void (*on_done_)(void*) = nullptr;
   void* on_done_arg_ = nullptr;
   std::atomic<std::uint32_t> done_{0};

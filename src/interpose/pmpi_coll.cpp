@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <optional>
 
 #include "coll/mpi/context.hpp"
 #include "common/stats.hpp"
@@ -83,7 +84,11 @@ struct Background {
   std::unique_ptr<tandem::coll::MpiCall> call;
 };
 
-void release_background(void* arg) { delete static_cast<Background*>(arg); }
+void release_background(void* arg) {
+  auto* bg = static_cast<Background*>(arg);
+  if (bg->call) runtime().coll->recycle(std::move(bg->call));
+  delete bg;
+}
 // Tandem's execution finished: release the holds (the Background goes with them).
 void execution_done(void* arg) {
   auto* bg = static_cast<Background*>(arg);
@@ -93,8 +98,8 @@ void execution_done(void* arg) {
 }
 
 // Starts the call in the background; false (nothing changed) when it cannot.
-bool start_background(Coll c, const MpiCallSpec& spec, const Regions& rg, const tandem::coll::Described* d,
-                      const tandem::coll::Choice* choice, Nonblocking nonblocking) {
+bool start_background(Coll c, const MpiCallSpec& spec, const Regions& rg, const tandem::coll::Choice* choice,
+                      Nonblocking nonblocking) {
   auto& core = Core::instance();
   Op* op = core.acquire();
   if (!op) return false;
@@ -126,11 +131,12 @@ bool start_background(Coll c, const MpiCallSpec& spec, const Regions& rg, const 
   }
   const std::size_t bytes = rg.send.bytes + rg.input.bytes + rg.recv.bytes;
   auto& ctx = *runtime().coll;
-  if (choice && d) {
-    tandem::coll::Described d2 = *d;
-    d2.spec = s2;
+  if (choice) {
+    // The call as it runs in the background (on copies and bounce buffers, never in place),
+    // with the choice of the program's call.
     std::string why;
-    if (ctx.describe(s2, &d2, &why)) bg->call = ctx.prepare(d2, *choice, &why);
+    auto plan = ctx.plan(s2, tandem::coll::Fallback::Mpi, choice, /*quiet=*/true);
+    if (plan) bg->call = ctx.instantiate(plan, s2, &why);
     if (bg->call) {
       Background* raw = bg.release();
       op->on_release = release_background;
@@ -142,7 +148,7 @@ bool start_background(Coll c, const MpiCallSpec& spec, const Regions& rg, const 
       raw->call->exec->start();  // raw may be gone from here on
       return true;
     }
-    ctx.note(spec.comm, d, c, tandem::coll::Selection{}, why);
+    ctx.note(spec.comm, nullptr, c, tandem::coll::Selection{}, why);
   }
   MPI_Request req;
   int rc;
@@ -167,6 +173,13 @@ int call_errhandler(MPI_Comm comm, int err) {
   return err;
 }
 
+// Whether the call's memory regions matter: deferred operations may conflict with them,
+// or the call may go to the background. (Otherwise computing them is cost for nothing.)
+bool needs_regions() {
+  if (!tandem::interpose::coll_ready()) return false;
+  return pending() || (active() && runtime().cfg.coll_overlap);
+}
+
 int run(Coll c, const MpiCallSpec& spec, const Regions& rg, Blocking blocking, Nonblocking nonblocking) {
   if (!tandem::interpose::coll_ready()) {
     InternalScope internal;
@@ -181,30 +194,42 @@ int run(Coll c, const MpiCallSpec& spec, const Regions& rg, Blocking blocking, N
   auto& rt = runtime();
   auto& ctx = *rt.coll;
   const auto& cfg = rt.cfg;
-  tandem::coll::Described d;
-  std::string unsupported;
-  const bool runnable = ctx.describe(spec, &d, &unsupported);
-  tandem::coll::Selection sel;
-  if (runnable) sel = ctx.selector().select(d.query, tandem::coll::Fallback::Mpi);
-  ctx.note(spec.comm, runnable ? &d : nullptr, c, sel, unsupported);
-  const tandem::coll::Choice* choice = runnable && !sel.mpi() ? &sel.choice : nullptr;
+  // The fast path of a repeated blocking call (background calls run on copies: no reuse).
+  if (!(active() && cfg.coll_overlap)) {
+    // This thread polls until the call is done: a background thread stays out of its way.
+    std::optional<tandem::progress::Engine::Driving> driving;
+    if (rt.engine.mode() == tandem::progress::Mode::Thread) driving.emplace(rt.engine);
+    if (auto call = ctx.reuse(spec, tandem::coll::Fallback::Mpi, nullptr)) {
+      coll_stats().tandem.fetch_add(1, std::memory_order_relaxed);
+      call->exec->start();
+      call->exec->wait();
+      int err = call->exec->error();
+      ctx.recycle(std::move(call));
+      return call_errhandler(spec.comm, err);
+    }
+  }
+  auto plan = ctx.plan(spec, tandem::coll::Fallback::Mpi, nullptr);
+  const bool runnable = plan && plan->runnable;
+  const tandem::coll::Choice* choice = runnable && !plan->sel.mpi() ? &plan->sel.choice : nullptr;
   std::size_t largest = std::max({rg.send.bytes, rg.input.bytes, rg.recv.bytes});
   // In the background only what tandem could also run itself: contiguous datatypes (the
   // regions above are then exactly the bytes the call reads and writes), intracommunicators.
   if (active() && cfg.coll_overlap && c != Coll::Barrier && largest >= cfg.threshold && nonblocking && runnable &&
-      start_background(c, spec, rg, &d, choice, nonblocking))
+      start_background(c, spec, rg, choice, nonblocking))
     return MPI_SUCCESS;
   if (choice) {
     std::string why;
     tandem::progress::Engine::Driving driving(rt.engine);  // this thread polls until the call is done
-    auto call = ctx.prepare(d, *choice, &why);
+    auto call = ctx.instantiate(plan, spec, &why);
     if (call) {
       coll_stats().tandem.fetch_add(1, std::memory_order_relaxed);
       call->exec->start();
       call->exec->wait();
-      return call_errhandler(spec.comm, call->exec->error());
+      int err = call->exec->error();
+      ctx.recycle(std::move(call));
+      return call_errhandler(spec.comm, err);
     }
-    ctx.note(spec.comm, &d, c, tandem::coll::Selection{}, why);
+    ctx.note(spec.comm, &plan->d, c, tandem::coll::Selection{}, why);
   }
   stats().passthrough.fetch_add(1, std::memory_order_relaxed);
   coll_stats().mpi.fetch_add(1, std::memory_order_relaxed);
@@ -229,7 +254,7 @@ extern "C" {
 int MPI_Bcast(void* buf, int count, MPI_Datatype dt, int root, MPI_Comm comm) {
   MpiCallSpec s{Coll::Bcast, nullptr, buf, count, dt, MPI_OP_NULL, root, comm};
   Regions rg;
-  if (tandem::interpose::coll_ready()) (comm_rank(comm) == root ? rg.send : rg.recv) = span(buf, count, dt);
+  if (needs_regions()) (comm_rank(comm) == root ? rg.send : rg.recv) = span(buf, count, dt);
   return run(Coll::Bcast, s, rg,
              [](const MpiCallSpec& x) { return PMPI_Bcast(x.recvbuf, x.count, x.type, x.root, x.comm); },
              [](const MpiCallSpec& x, MPI_Request* r) { return PMPI_Ibcast(x.recvbuf, x.count, x.type, x.root, x.comm, r); });
@@ -238,7 +263,7 @@ int MPI_Bcast(void* buf, int count, MPI_Datatype dt, int root, MPI_Comm comm) {
 int MPI_Reduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op op, int root, MPI_Comm comm) {
   MpiCallSpec s{Coll::Reduce, sbuf, rbuf, count, dt, op, root, comm};
   Regions rg;
-  if (tandem::interpose::coll_ready()) {
+  if (needs_regions()) {
     bool is_root = comm_rank(comm) == root;
     if (sbuf == MPI_IN_PLACE && is_root) rg.input = span(rbuf, count, dt);
     else rg.send = span(sbuf, count, dt);
@@ -254,7 +279,7 @@ int MPI_Reduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op 
 int MPI_Allreduce(const void* sbuf, void* rbuf, int count, MPI_Datatype dt, MPI_Op op, MPI_Comm comm) {
   MpiCallSpec s{Coll::Allreduce, sbuf, rbuf, count, dt, op, 0, comm};
   Regions rg;
-  if (tandem::interpose::coll_ready()) {
+  if (needs_regions()) {
     if (sbuf == MPI_IN_PLACE) rg.input = span(rbuf, count, dt);
     else rg.send = span(sbuf, count, dt);
     rg.recv = span(rbuf, count, dt);
@@ -284,7 +309,7 @@ int MPI_Allgather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, 
   MpiCallSpec s{Coll::Allgather, sbuf, rbuf, rcount, rtype, MPI_OP_NULL, 0, comm};
   Regions rg;
   std::size_t n = static_cast<std::size_t>(rcount > 0 ? rcount : 0) * type_size(rtype);
-  if (tandem::interpose::coll_ready()) {
+  if (needs_regions()) {
     std::size_t p = static_cast<std::size_t>(comm_size(comm)), r = static_cast<std::size_t>(comm_rank(comm));
     if (ip) rg.input = region(at(rbuf, r * n), n);  // in place: contiguous type (else MPI's own)
     else rg.send = span(sbuf, rcount, rtype);
@@ -313,7 +338,7 @@ int MPI_Alltoall(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, i
   }
   MpiCallSpec s{Coll::Alltoall, sbuf, rbuf, rcount, rtype, MPI_OP_NULL, 0, comm};
   Regions rg;
-  if (tandem::interpose::coll_ready()) {
+  if (needs_regions()) {
     std::size_t p = static_cast<std::size_t>(comm_size(comm));
     if (ip) rg.input = span(rbuf, rcount, rtype, p);
     else rg.send = span(sbuf, rcount, rtype, p);
@@ -347,7 +372,7 @@ int MPI_Gather(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, int
   MpiCallSpec s{Coll::Gather, sbuf, rbuf, count, type, MPI_OP_NULL, root, comm};
   Regions rg;
   std::size_t n = static_cast<std::size_t>(count > 0 ? count : 0) * type_size(type);
-  if (tandem::interpose::coll_ready()) {
+  if (needs_regions()) {
     std::size_t p = static_cast<std::size_t>(comm_size(comm));
     if (ip) rg.input = region(at(rbuf, static_cast<std::size_t>(rank) * n), n);  // as in Allgather
     else rg.send = span(sbuf, count, type);
@@ -378,7 +403,7 @@ int MPI_Scatter(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, in
   }
   MpiCallSpec s{Coll::Scatter, sbuf, rbuf, count, type, MPI_OP_NULL, root, comm};
   Regions rg;
-  if (tandem::interpose::coll_ready()) {
+  if (needs_regions()) {
     if (is_root) rg.send = span(sbuf, count, type, static_cast<std::size_t>(comm_size(comm)));
     if (!ip) rg.recv = span(rbuf, count, type);
   }
@@ -394,7 +419,7 @@ int MPI_Scatter(const void* sbuf, int scount, MPI_Datatype stype, void* rbuf, in
 int MPI_Reduce_scatter_block(const void* sbuf, void* rbuf, int rcount, MPI_Datatype dt, MPI_Op op, MPI_Comm comm) {
   MpiCallSpec s{Coll::ReduceScatterBlock, sbuf, rbuf, rcount, dt, op, 0, comm};
   Regions rg;
-  if (tandem::interpose::coll_ready()) {
+  if (needs_regions()) {
     std::size_t p = static_cast<std::size_t>(comm_size(comm));
     // In place the whole buffer is input (and the library's scratch); the result is its start.
     if (sbuf == MPI_IN_PLACE) rg.input = span(rbuf, rcount, dt, p);

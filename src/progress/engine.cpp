@@ -70,6 +70,10 @@ void Engine::stop() noexcept {
 }
 
 void Engine::added(std::size_t n) noexcept {
+  if (polling_here()) {
+    added_here_ += n;
+    return;
+  }
   outstanding_.fetch_add(n, std::memory_order_seq_cst);
   // Wake the background thread only from its idle sleep, and not while a thread drives
   // progress itself: while the thread backs off it picks new work up within
@@ -80,17 +84,62 @@ void Engine::added(std::size_t n) noexcept {
   idle_cv_.notify_one();
 }
 
+namespace {
+// The engine whose poll lock this thread holds (one at a time).
+thread_local const Engine* t_polling __attribute__((tls_model("initial-exec"))) = nullptr;
+struct PollingHere {
+  explicit PollingHere(const Engine* e) noexcept : prev(t_polling) { t_polling = e; }
+  ~PollingHere() { t_polling = prev; }
+  const Engine* prev;
+};
+}  // namespace
+
+bool Engine::polling_here() const noexcept { return t_polling == this; }
+
+Engine::Locked::Locked(Engine& e) noexcept : e_(e.polling_here() ? nullptr : &e) {
+  if (!e_) return;
+  e_->poll_mu_.lock();
+  t_polling = e_;
+  ++t_internal;
+}
+
+Engine::Locked::~Locked() {
+  if (!e_) return;
+  e_->fold_added(0);
+  --t_internal;
+  t_polling = nullptr;
+  e_->poll_mu_.unlock();
+}
+
+void Engine::fold_added(std::size_t completed) noexcept {
+  std::size_t added = added_here_;
+  added_here_ = 0;
+  if (added == completed) return;
+  if (added > completed) {
+    outstanding_.fetch_add(added - completed, std::memory_order_seq_cst);
+    // As in added(): a background thread idle since before these operations wakes up.
+    if (idle_.load(std::memory_order_seq_cst) && drivers_.load(std::memory_order_acquire) == 0) {
+      std::lock_guard<std::mutex> g(idle_mu_);
+      idle_cv_.notify_one();
+    }
+  } else {
+    outstanding_.fetch_sub(completed - added, std::memory_order_acq_rel);
+  }
+}
+
 int Engine::poll_locked() noexcept {
   int k = 0;
   for (Source* s : sources_) k += s->progress();
-  if (k > 0) outstanding_.fetch_sub(static_cast<std::size_t>(k), std::memory_order_acq_rel);
+  fold_added(static_cast<std::size_t>(k));
   return k;
 }
 
 int Engine::help() noexcept {
+  if (polling_here()) return -1;  // inside a completion callback: the poll is under way
   std::unique_lock<std::mutex> g(poll_mu_, std::try_to_lock);
   if (!g.owns_lock()) return -1;
   InternalScope internal;
+  PollingHere here(this);
   return poll_locked();
 }
 
@@ -159,18 +208,30 @@ void Engine::wait(bool (*done)(const void*), const void* arg) noexcept {
   // library yielded inside it (Open MPI does, in opal_progress, when it found nothing), and
   // yielding again would only put off noticing a message that arrived meanwhile. While it
   // polls, the background thread sleeps instead of competing for the core (Driving).
-  Driving driving(*this);
-  std::uint64_t spin_until = now_us() + opts_.wait_spin_us;
+  // The clock is read only after a poll that completed nothing (a completion restarts the
+  // spin from the next such poll). Without a background thread there is none to keep away.
+  std::optional<Driving> driving;
+  if (opts_.mode == Mode::Thread) driving.emplace(*this);
+  std::uint64_t before = 0, spin_until = 0;
+  bool restart = true;
   while (!done(arg)) {
-    std::uint64_t before = now_us();
     int k = help();
     if (done(arg)) break;
-    std::uint64_t now = now_us();
     if (k > 0) {
-      spin_until = now + opts_.wait_spin_us;
+      restart = true;
       continue;
     }
-    if (k < 0 || (now >= spin_until && now - before < opts_.wait_long_poll_us)) sched_yield();
+    std::uint64_t now = now_us();
+    if (restart) {
+      spin_until = now + opts_.wait_spin_us;
+      before = now;
+      restart = false;
+    }
+    if (k < 0 || (now >= spin_until && now - before < opts_.wait_long_poll_us)) {
+      sched_yield();
+      now = now_us();
+    }
+    before = now;
   }
 }
 
@@ -237,10 +298,13 @@ void Engine::thread_main() {
       parked_.fetch_sub(1, std::memory_order_seq_cst);
       if (drivers) continue;
     }
-    int k;
+    int k = -1;
     {
       std::unique_lock<std::mutex> g(poll_mu_, std::try_to_lock);
-      k = g.owns_lock() ? poll_locked() : -1;
+      if (g.owns_lock()) {
+        PollingHere here(this);
+        k = poll_locked();
+      }
     }
     std::uint64_t now = now_us();
     if (k > 0) {

@@ -70,7 +70,9 @@ class Engine {
   Mode mode() const noexcept { return opts_.mode; }
   const EngineOptions& options() const noexcept { return opts_; }
 
-  // A source took `n` new operations: outstanding until its progress() counts them.
+  // A source took `n` new operations: outstanding until its progress() counts them. From a
+  // thread that holds the poll lock this is a plain count, folded into outstanding() when
+  // the lock is released (an atomic operation per poll instead of one per operation).
   void added(std::size_t n = 1) noexcept;
   // Polls every source once if no other thread is polling. Returns the number of
   // operations completed, -1 when another thread was polling.
@@ -81,6 +83,24 @@ class Engine {
 
   // Until done(arg): drives progress as the mode says (see the top of this file).
   void wait(bool (*done)(const void* arg), const void* arg) noexcept;
+
+  // The poll lock, taken by a thread that changes the state completion callbacks change
+  // (an executor starting a call): everything such a state sees then happens under one
+  // lock, the one every source's progress() runs under. Free if this thread holds it.
+  class Locked {
+   public:
+    explicit Locked(Engine& e) noexcept;
+    ~Locked();
+    Locked(const Locked&) = delete;
+    Locked& operator=(const Locked&) = delete;
+
+   private:
+    Engine* e_;  // null: the thread held the lock already
+  };
+  // Whether the calling thread holds this engine's poll lock (inside progress(), a
+  // completion callback, or a Locked scope): a source may then take new operations
+  // straight into its polled state.
+  bool polling_here() const noexcept;
 
   // While any thread is inside a Driving scope (a waiter that polls in a loop), the
   // background thread sleeps instead of competing for that thread's core.
@@ -101,6 +121,7 @@ class Engine {
 
  private:
   int poll_locked() noexcept;
+  void fold_added(std::size_t completed) noexcept;  // with the poll lock held
   bool block_once() noexcept;
   void thread_main();
 
@@ -116,6 +137,7 @@ class Engine {
   std::atomic<bool> idle_{false};
 
   std::mutex poll_mu_;  // held by whoever polls the sources
+  std::size_t added_here_ = 0;  // operations added under the poll lock, not yet in outstanding_
 
   std::atomic<int> drivers_{0};   // threads inside a Driving scope
   std::atomic<int> parked_{0};    // background threads asleep because drivers poll

@@ -15,10 +15,73 @@
 
 namespace tandem {
 
+namespace {
+coll::MpiContext* context_if_made();
+
+// The memory of requests (std::allocate_shared puts the call's state and its reference
+// counts in one block): blocks of each size are kept per thread for reuse, so a program
+// that repeats its calls does not go through malloc for them.
+struct FreeBlock {
+  FreeBlock* next;
+};
+template <std::size_t Size>
+struct BlockCache {
+  FreeBlock* head = nullptr;
+  ~BlockCache() {
+    while (head) {
+      FreeBlock* b = head;
+      head = b->next;
+      ::operator delete(b);
+    }
+  }
+};
+template <class T>
+struct RequestAllocator {
+  using value_type = T;
+  RequestAllocator() = default;
+  template <class U>
+  RequestAllocator(const RequestAllocator<U>&) noexcept {}
+  static constexpr std::size_t kSize = sizeof(T) < sizeof(FreeBlock) ? sizeof(FreeBlock) : sizeof(T);
+  static BlockCache<kSize>& cache() {
+    thread_local BlockCache<kSize> c __attribute__((tls_model("initial-exec")));
+    return c;
+  }
+  T* allocate(std::size_t n) {
+    if (n == 1) {
+      auto& c = cache();
+      if (FreeBlock* b = c.head) {
+        c.head = b->next;
+        return reinterpret_cast<T*>(b);
+      }
+      return static_cast<T*>(::operator new(kSize));
+    }
+    return static_cast<T*>(::operator new(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if (n != 1) {
+      ::operator delete(p);
+      return;
+    }
+    auto* b = reinterpret_cast<FreeBlock*>(p);
+    auto& c = cache();
+    b->next = c.head;
+    c.head = b;
+  }
+  template <class U>
+  bool operator==(const RequestAllocator<U>&) const noexcept {
+    return true;
+  }
+};
+}
+
 namespace detail {
 struct Call {
   coll::Choice choice;
   std::unique_ptr<coll::MpiCall> call;
+  // A finished call's state goes back for the next call of the same kind.
+  ~Call() {
+    if (coll::MpiContext* c = context_if_made()) c->recycle(std::move(call));
+  }
 };
 }  // namespace detail
 
@@ -45,12 +108,16 @@ namespace {
 
 // The API's context: the settings of this process's environment (TANDEM_COLL_*,
 // TANDEM_PROGRESS, ...), read at the first call. Lives to the end of the process.
+std::atomic<coll::MpiContext*> g_context{nullptr};
+coll::MpiContext* context_if_made() { return g_context.load(std::memory_order_acquire); }
+
 coll::MpiContext& ctx() {
   static coll::MpiContext* c = [] {
     Config cfg;
     std::string errors = load_config(cfg);
     auto* m = new coll::MpiContext(cfg, nullptr, nullptr);
     if (!errors.empty()) m->add_errors(errors);
+    g_context.store(m, std::memory_order_release);
     return m;
   }();
   if (!c->errors().empty()) {
@@ -92,18 +159,25 @@ CollRequest start(coll::Coll c, const void* sendbuf, void* recvbuf, int count, M
       last = Parsed{c, o.algorithm, o.segsize, o.fanout, *ch};
     }
   }
-  coll::Described d;
+  const coll::Choice* cc = call_choice ? &*call_choice : nullptr;
+  auto call = std::allocate_shared<detail::Call>(RequestAllocator<detail::Call>());
+  call->call = context.reuse(spec, coll::Fallback::Builtin, cc);
+  if (call->call) {
+    call->choice = call->call->choice;
+    call->call->exec->start();
+    return CollRequest(std::move(call));
+  }
+  std::shared_ptr<coll::Plan> plan = context.plan(spec, coll::Fallback::Builtin, cc);
+  auto fail = [&](const std::string& why) { return CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), why)); };
+  if (!plan) throw fail(comm == MPI_COMM_NULL ? "MPI_COMM_NULL" : "out of memory");
+  if (!plan->runnable) throw fail(plan->unsupported);
+  if (plan->sel.reason == coll::Reason::Invalid) throw fail(plan->sel.why_not);
   std::string why;
-  if (!context.describe(spec, &d, &why)) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), why));
-  coll::Selection sel = context.selector().select(d.query, coll::Fallback::Builtin, call_choice ? &*call_choice : nullptr);
-  if (sel.reason == coll::Reason::Invalid) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), sel.why_not));
-  context.note(comm, &d, c, sel, {});
-  auto call = std::make_shared<detail::Call>();
-  call->call = context.prepare(d, sel.choice, &why);
-  if (!call->call) throw CollError(fmt::format("tandem::i{}: {}", coll::coll_name(c), why));
-  call->choice = sel.choice;
+  call->call = context.instantiate(plan, spec, &why);
+  if (!call->call) throw fail(why);
+  call->choice = plan->sel.choice;
   call->call->exec->start();
-  return CollRequest(call);
+  return CollRequest(std::move(call));
 }
 
 }  // namespace

@@ -127,7 +127,7 @@ bool MpiContext::describe(const MpiCallSpec& s, Described* d, std::string* why) 
         q.op = o;
       } else {
         // A user operation, or a predefined one on a type tandem has no kernel for: applied
-        // with MPI_Reduce_local (the call's MpiCall is its context, set by prepare()).
+        // with MPI_Reduce_local (the call's MpiCall is its context, set by instantiate()).
         int commute = 1;
         PMPI_Op_commutative(s.op, &commute);
         r.op = ROp::User;
@@ -144,60 +144,174 @@ bool MpiContext::describe(const MpiCallSpec& s, Described* d, std::string* why) 
   }
 }
 
-std::unique_ptr<MpiCall> MpiContext::prepare(const Described& d, const Choice& choice, std::string* why) noexcept {
+namespace {
+// The call's buffers as the schedule names them (MPI_IN_PLACE is no buffer).
+Buffers buffers_of(const MpiCallSpec& s, const Args& a) {
+  Buffers b{s.sendbuf, s.recvbuf};
+  if (s.coll == Coll::Scatter) {
+    if (a.in_place) b.recv = nullptr;
+  } else if (s.coll != Coll::Bcast && s.coll != Coll::Barrier) {
+    if (s.sendbuf == MPI_IN_PLACE) b.send = nullptr;
+  }
+  return b;
+}
+}  // namespace
+
+bool Plan::same(const MpiCallSpec& s, Fallback fb, const Choice* c) const noexcept {
+  const Algorithm* alg = c ? c->alg : nullptr;
+  return coll == s.coll && count == s.count && type == s.type && op == s.op && root == s.root &&
+         send_in_place == (s.sendbuf == MPI_IN_PLACE) && recv_in_place == (s.recvbuf == MPI_IN_PLACE) &&
+         fallback == fb && call_choice.alg == alg && (!alg || (call_choice.segsize == c->segsize && call_choice.fanout == c->fanout));
+}
+
+std::shared_ptr<Plan> MpiContext::plan(const MpiCallSpec& s, Fallback fb, const Choice* call_choice, bool quiet) noexcept {
+  if (s.comm == MPI_COMM_NULL) return nullptr;
   try {
-    auto call = std::make_unique<MpiCall>();
-    call->choice = choice;
-    call->args = d.args;
-    call->args.segsize = choice.segsize;
-    call->args.fanout = choice.fanout;
-    Reducer r = d.reducer;
-    if (r.op == ROp::User) {
-      call->user_type = d.spec.type;
-      call->user_op = d.spec.op;
-      r.ctx = call.get();
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      Channel* ch = channel_locked(s.comm);
+      if (!ch) return nullptr;
+      auto& v = ch->plans;
+      if (ch->last < v.size() && v[ch->last]->same(s, fb, call_choice)) return v[ch->last];
+      for (std::size_t i = 0; i < v.size(); ++i)
+        if (v[i]->same(s, fb, call_choice)) {
+          ch->last = i;
+          return v[i];
+        }
     }
-    Channel* ch = channel(d.spec.comm);
-    if (!ch) {
+    // First time on this communicator: describe, select and say so.
+    auto p = std::make_shared<Plan>();
+    p->coll = s.coll;
+    p->count = s.count;
+    p->type = s.type;
+    p->op = s.op;
+    p->root = s.root;
+    p->send_in_place = s.sendbuf == MPI_IN_PLACE;
+    p->recv_in_place = s.recvbuf == MPI_IN_PLACE;
+    p->fallback = fb;
+    if (call_choice) p->call_choice = *call_choice;
+    p->runnable = describe(s, &p->d, &p->unsupported);
+    if (p->runnable) p->sel = selector_.select(p->d.query, fb, call_choice);
+    if (!quiet) note(s.comm, p->runnable ? &p->d : nullptr, s.coll, p->sel, p->unsupported);
+    std::lock_guard<std::mutex> g(mu_);
+    Channel* ch = channel_locked(s.comm);
+    if (!ch) return p;
+    if (cfg_.coll_cache == 0) return p;
+    if (ch->plans.size() < cfg_.coll_cache) {
+      ch->plans.push_back(p);
+      ch->last = ch->plans.size() - 1;
+    } else {
+      ch->plans[ch->next] = p;
+      ch->last = ch->next;
+      ch->next = (ch->next + 1) % cfg_.coll_cache;
+    }
+    return p;
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+std::unique_ptr<MpiCall> MpiContext::instantiate(const std::shared_ptr<Plan>& p, const MpiCallSpec& s,
+                                                 std::string* why) noexcept {
+  try {
+    if (!p->runnable || p->sel.mpi()) {
+      if (why) *why = p->runnable ? "the MPI library's own algorithm was chosen" : p->unsupported;
+      return nullptr;
+    }
+    Channel* ch = nullptr;
+    std::unique_ptr<MpiCall> call;
+    std::uint32_t seq = 0;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      ch = channel_locked(s.comm);
+      if (ch && ch->dup != MPI_COMM_NULL && !p->idle.empty()) {
+        call = std::move(p->idle.back());
+        p->idle.pop_back();
+        seq = ch->seq++;
+      }
+    }
+    if (call) {
+      call->exec->reset(buffers_of(s, call->args), seq, call->user_op != MPI_OP_NULL ? call.get() : nullptr);
+      return call;
+    }
+    if (!ch || !ensure_dup(ch, s.comm)) {
       if (why) *why = "cannot duplicate the communicator";
       return nullptr;
     }
-    const Algorithm* alg = choice.alg;
-    const Args& a = call->args;
+    call = std::make_unique<MpiCall>();
+    call->choice = p->sel.choice;
+    call->args = p->d.args;
+    call->args.segsize = p->sel.choice.segsize;
+    call->args.fanout = p->sel.choice.fanout;
+    call->plan = p;
     std::shared_ptr<const Schedule> sched;
     {
       std::lock_guard<std::mutex> g(mu_);
-      for (const auto& c : ch->cache)
-        if (c.alg == alg && c.args == a) sched = c.schedule;
+      sched = p->schedule;
     }
-    bool built = false;
     if (!sched) {
       try {
-        sched = std::make_shared<const Schedule>(build(*alg, a));
+        sched = std::make_shared<const Schedule>(build(*p->sel.choice.alg, call->args));
       } catch (const std::exception& e) {
         if (why) *why = e.what();
         return nullptr;
       }
-      built = true;
+      std::lock_guard<std::mutex> g(mu_);
+      if (!p->schedule) p->schedule = sched;
     }
-    std::uint32_t seq;
+    Reducer r = p->d.reducer;
+    if (r.op == ROp::User) {
+      call->user_type = s.type;
+      call->user_op = s.op;
+      r.ctx = call.get();
+    }
     {
       std::lock_guard<std::mutex> g(mu_);
       seq = ch->seq++;
-      if (built && cfg_.coll_cache > 0) {
-        if (ch->cache.size() < cfg_.coll_cache) {
-          ch->cache.push_back({alg, a, sched});
-        } else {
-          ch->cache[ch->cache_next] = {alg, a, sched};
-          ch->cache_next = (ch->cache_next + 1) % cfg_.coll_cache;
-        }
-      }
     }
-    call->exec = std::make_unique<Execution>(std::move(sched), d.buffers, r, ch->p2p.get(), seq);
+    call->exec = std::make_unique<Execution>(std::move(sched), buffers_of(s, call->args), r, ch->p2p.get(), seq);
     return call;
   } catch (const std::exception& e) {
     if (why) *why = e.what();
     return nullptr;
+  }
+}
+
+std::unique_ptr<MpiCall> MpiContext::reuse(const MpiCallSpec& s, Fallback fb, const Choice* call_choice) noexcept {
+  if (s.comm == MPI_COMM_NULL) return nullptr;
+  std::unique_ptr<MpiCall> call;
+  std::uint32_t seq = 0;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    void* v = nullptr;
+    int flag = 0;
+    if (keyval_ == MPI_KEYVAL_INVALID || PMPI_Comm_get_attr(s.comm, keyval_, &v, &flag) != MPI_SUCCESS || !flag)
+      return nullptr;
+    auto* ch = static_cast<Channel*>(v);
+    if (ch->dup == MPI_COMM_NULL) return nullptr;
+    Plan* p = nullptr;
+    if (ch->last < ch->plans.size() && ch->plans[ch->last]->same(s, fb, call_choice)) {
+      p = ch->plans[ch->last].get();
+    } else {
+      for (std::size_t i = 0; i < ch->plans.size() && !p; ++i)
+        if (ch->plans[i]->same(s, fb, call_choice)) p = ch->plans[i].get(), ch->last = i;
+    }
+    if (!p || p->idle.empty()) return nullptr;
+    call = std::move(p->idle.back());
+    p->idle.pop_back();
+    seq = ch->seq++;
+  }
+  call->exec->reset(buffers_of(s, call->args), seq, call->user_op != MPI_OP_NULL ? call.get() : nullptr);
+  return call;
+}
+
+void MpiContext::recycle(std::unique_ptr<MpiCall> call) noexcept {
+  if (!call || !call->exec || !call->exec->done() || !call->plan) return;  // freed here otherwise
+  std::shared_ptr<Plan> p = call->plan;
+  try {
+    std::lock_guard<std::mutex> g(mu_);
+    p->idle.push_back(std::move(call));
+  } catch (...) {
   }
 }
 
@@ -279,27 +393,36 @@ void MpiContext::ensure_engine() {
   PMPI_Comm_set_attr(MPI_COMM_SELF, kv, this);
 }
 
-MpiContext::Channel* MpiContext::channel(MPI_Comm comm) {
+MpiContext::Channel* MpiContext::channel_locked(MPI_Comm comm) {
+  ensure_engine();
+  if (keyval_ == MPI_KEYVAL_INVALID) PMPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, delete_channel, &keyval_, nullptr);
+  void* v = nullptr;
+  int flag = 0;
+  PMPI_Comm_get_attr(comm, keyval_, &v, &flag);
+  if (flag) return static_cast<Channel*>(v);
+  auto ch = std::make_unique<Channel>();
+  if (PMPI_Comm_set_attr(comm, keyval_, ch.get()) != MPI_SUCCESS) return nullptr;
+  return ch.release();
+}
+
+bool MpiContext::ensure_dup(Channel* ch, MPI_Comm comm) {
   {
     std::lock_guard<std::mutex> g(mu_);
-    ensure_engine();
-    if (keyval_ == MPI_KEYVAL_INVALID) PMPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, delete_channel, &keyval_, nullptr);
-    void* v = nullptr;
-    int flag = 0;
-    PMPI_Comm_get_attr(comm, keyval_, &v, &flag);
-    if (flag) return static_cast<Channel*>(v);
+    if (ch->dup != MPI_COMM_NULL) return true;
   }
-  // First tandem collective on this communicator: every rank is here (collectives are
-  // called in the same order everywhere), so the duplication, itself collective, matches.
-  auto ch = std::make_unique<Channel>();
-  if (PMPI_Comm_dup(comm, &ch->dup) != MPI_SUCCESS) return nullptr;
+  // The first call on this communicator that runs tandem's algorithm: every rank makes it
+  // (collectives are called in the same order everywhere, and every rank chose alike), so
+  // the duplication, itself collective, matches.
+  MPI_Comm dup = MPI_COMM_NULL;
+  if (PMPI_Comm_dup(comm, &dup) != MPI_SUCCESS) return false;
   // Transport errors come back to tandem as results (then to wait(), or to the program's
   // own error handler of `comm` through the wrappers).
-  PMPI_Comm_set_errhandler(ch->dup, MPI_ERRORS_RETURN);
-  ch->p2p = std::make_unique<transport::MpiP2P>(ch->dup, source_ ? source_ : own_source_.get());
+  PMPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+  auto p2p = std::make_unique<transport::MpiP2P>(dup, source_ ? source_ : own_source_.get());
   std::lock_guard<std::mutex> g(mu_);
-  PMPI_Comm_set_attr(comm, keyval_, ch.get());
-  return ch.release();
+  ch->dup = dup;
+  ch->p2p = std::move(p2p);
+  return true;
 }
 
 void MpiContext::shutdown() noexcept {

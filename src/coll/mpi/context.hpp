@@ -42,12 +42,36 @@ struct Described {
   Buffers buffers;
 };
 
+struct Plan;
+
 struct MpiCall {
   Choice choice;
   Args args;
   MPI_Datatype user_type = MPI_DATATYPE_NULL;  // for operations applied with MPI_Reduce_local
   MPI_Op user_op = MPI_OP_NULL;
+  std::shared_ptr<Plan> plan;       // what it was made from (it goes back there for reuse)
   std::unique_ptr<Execution> exec;  // last: destroyed (waited for) first
+};
+
+// How one call signature runs on one communicator, decided the first time it is made and
+// kept: a program repeats the same few calls, and the description, the selection and the
+// schedule are the same each time (only the buffers differ).
+struct Plan {
+  Coll coll;
+  int count;
+  MPI_Datatype type;
+  MPI_Op op;
+  int root;
+  bool send_in_place, recv_in_place;
+  Fallback fallback;
+  Choice call_choice;  // the C++ API's own choice (alg nullptr: none)
+  bool runnable = false;    // tandem can run it; otherwise `unsupported` says why
+  std::string unsupported;
+  Described d;              // runnable: its description (buffers are the call's)
+  Selection sel;            // runnable: the choice
+  std::shared_ptr<const Schedule> schedule;       // when tandem's algorithm runs it
+  std::vector<std::unique_ptr<MpiCall>> idle;     // finished calls, for reuse (MpiContext::mu_)
+  bool same(const MpiCallSpec& s, Fallback fb, const Choice* c) const noexcept;
 };
 
 class MpiContext {
@@ -69,10 +93,23 @@ class MpiContext {
   // Whether tandem can run the call (intracommunicator, contiguous datatype, at most 2 GiB);
   // if so fills *d. Otherwise *why (when given) says what tandem cannot do. No communication.
   bool describe(const MpiCallSpec& s, Described* d, std::string* why) noexcept;
-  // Builds (or reuses) the schedule of `choice` for the call and makes its execution with
-  // the described buffers, not started (the caller may set an on-done function, then
-  // call->exec->start()). nullptr and *why when it cannot.
-  std::unique_ptr<MpiCall> prepare(const Described& d, const Choice& choice, std::string* why) noexcept;
+
+  // The plan of the call: taken from this communicator's recent calls, or made (described,
+  // selected with `fb` and `call_choice`, noted) the first time. nullptr only when out of
+  // memory or for MPI_COMM_NULL.
+  // `quiet`: made for tandem's own use (a background copy of a call), not noted.
+  std::shared_ptr<Plan> plan(const MpiCallSpec& s, Fallback fb, const Choice* call_choice, bool quiet = false) noexcept;
+  // An execution of the plan's choice on the call's buffers, not started (the caller may set
+  // an on-done function, then call->exec->start()): a finished one of the same plan when
+  // there is one, else a new one (the schedule built the first time). nullptr and *why when
+  // it cannot (the communicator cannot be duplicated, the algorithm refuses the call).
+  std::unique_ptr<MpiCall> instantiate(const std::shared_ptr<Plan>& p, const MpiCallSpec& s, std::string* why) noexcept;
+  // The fast path of a repeated call: a finished execution of this call signature's plan,
+  // reset for the call's buffers, under one lock; nullptr when there is none (then plan()
+  // and instantiate()).
+  std::unique_ptr<MpiCall> reuse(const MpiCallSpec& s, Fallback fb, const Choice* call_choice) noexcept;
+  // A finished call goes back to its plan for reuse.
+  void recycle(std::unique_ptr<MpiCall> call) noexcept;
 
   // What the call got, for the user: with TANDEM_VERBOSE >= 1 each distinct choice once per
   // communicator; and, whatever the verbosity, once per collective, a setting that could
@@ -84,24 +121,22 @@ class MpiContext {
   void shutdown() noexcept;
 
  private:
+  // tandem's state of one program communicator: its duplicate (made at the first call that
+  // runs tandem's algorithm), and the plans of its recent calls: at most TANDEM_COLL_CACHE,
+  // the oldest replaced first. Guarded by mu_.
   struct Channel {
     MPI_Comm dup = MPI_COMM_NULL;
     std::unique_ptr<transport::MpiP2P> p2p;
     std::uint32_t seq = 0;
-    // Schedules of recent calls (a program repeats the same few calls): at most
-    // TANDEM_COLL_CACHE, the oldest replaced first. Guarded by MpiContext::mu_.
-    struct Cached {
-      const Algorithm* alg;
-      Args args;
-      std::shared_ptr<const Schedule> schedule;
-    };
-    std::vector<Cached> cache;
-    std::size_t cache_next = 0;
+    std::vector<std::shared_ptr<Plan>> plans;
+    std::size_t next = 0;  // the plan to replace next
+    std::size_t last = 0;  // the plan found last (looked at first)
   };
   static int delete_channel(MPI_Comm, int, void* value, void*);
   static int delete_log(MPI_Comm, int, void* value, void*);
   static int at_finalize(MPI_Comm, int, void*, void* extra);
-  Channel* channel(MPI_Comm comm);
+  Channel* channel_locked(MPI_Comm comm);          // with mu_ held; made on first use
+  bool ensure_dup(Channel* ch, MPI_Comm comm);     // without mu_ held (collective)
   void ensure_engine();
 
   Config cfg_;

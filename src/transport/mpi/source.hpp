@@ -11,6 +11,7 @@
 #pragma once
 #include <mpi.h>
 
+#include <atomic>
 #include <mutex>
 #include <vector>
 
@@ -33,19 +34,20 @@ class MpiSource final : public progress::Source {
     MPI_Request req;
     progress::Completion* c;
   };
-  int test_one_by_one() noexcept;
-  void complete(std::size_t i, const MPI_Status& st, int error) noexcept;
+  int test_one_by_one(std::size_t n) noexcept;
+  void complete(progress::Completion* c, const MPI_Status& st, int error) noexcept;
 
   progress::Engine* engine_;
   std::mutex in_mu_;  // incoming_
   std::vector<Entry, PageAllocator<Entry>> incoming_;
+  std::atomic<bool> queued_{false};  // incoming_ may be non-empty (a poll skips the lock when not)
   // Polled state (the engine's poll lock): tandem's memory, never the program's heap,
-  // which may share pages with protected buffers.
+  // which may share pages with protected buffers. A completed request's entry has a null
+  // completion until the end of the poll.
   std::vector<MPI_Request, PageAllocator<MPI_Request>> reqs_;
   std::vector<progress::Completion*, PageAllocator<progress::Completion*>> comps_;
   std::vector<int, PageAllocator<int>> idx_;
   std::vector<MPI_Status, PageAllocator<MPI_Status>> st_;
-  std::vector<char, PageAllocator<char>> done_;
   bool warned_ = false;
 };
 
