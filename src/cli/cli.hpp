@@ -9,19 +9,17 @@
 #include <utility>
 #include <vector>
 
+#include "common/process.hpp"
+
 namespace tandem::cli {
 
-using Env = std::vector<std::pair<std::string, std::string>>;
+using Env = process::Env;
 
 // Subcommands; each adds itself to `app` and runs from its callback.
 void add_info(CLI::App& app);
 void add_run(CLI::App& app);
 void add_vcluster(CLI::App& app);
 void add_bench(CLI::App& app);  // also registers `tandem demo`
-
-// Where this `tandem` binary lives (build/bin) and its libraries (build/lib).
-std::filesystem::path bin_dir();
-std::filesystem::path lib_dir();
 
 // The preload library for an MPI ("openmpi" or "mpich"); throws CLI::Error-free
 // std::runtime_error naming the missing file.
@@ -34,19 +32,6 @@ std::optional<std::string> detect_mpi(const std::vector<std::string>& argv);
 // The environment that makes every process of `argv` load tandem's preload
 // library for `mpi` (LD_PRELOAD prepended), plus `extra`.
 Env preload_env(const std::string& mpi, const Env& extra = {});
-
-// Runs argv (PATH lookup) with `env` added to this process's environment and
-// returns its exit status (128+signal when killed). When `out` is given the
-// child's standard output is captured there instead of passed through.
-//
-// With `silence_limit_s` > 0 (and `out`), a child that writes nothing to its standard
-// output for that many seconds from its start is stopped — SIGTERM to its process
-// group, SIGKILL 10 s later — and `*stalled` (when given) is set; the child runs in
-// a process group of its own so that everything it started is stopped with it; its
-// standard input is /dev/null, and SIGINT, SIGTERM and SIGHUP that reach this process
-// while it runs are passed on to its group, then taken by this process as before.
-int run_command(const std::vector<std::string>& argv, const Env& env = {}, std::string* out = nullptr,
-                unsigned silence_limit_s = 0, bool* stalled = nullptr);
 
 // Throws std::runtime_error with the TANDEM_* configuration errors of this environment.
 void check_environment();

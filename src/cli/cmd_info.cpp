@@ -100,7 +100,7 @@ void add_info(CLI::App& app) {
     coll::Selector::from_config(cfg, &errors);
     fmt::print("tandem 0.1.0\n");
     for (const char* mpi : {"openmpi", "mpich"}) {
-      auto p = lib_dir() / fmt::format("libtandem_preload_{}.so", mpi);
+      auto p = process::library_dir() / fmt::format("libtandem_preload_{}.so", mpi);
       fmt::print("preload ({}): {}{}\n", mpi, p.string(), std::filesystem::exists(p) ? "" : " (missing)");
     }
     fmt::print("\nsettings (environment variables):\n");

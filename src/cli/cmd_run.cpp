@@ -46,7 +46,9 @@ void add_run(CLI::App& app) {
                               "OMPI_MCA_btl_tcp_max_send_size"})
         if (!std::getenv(var)) extra.emplace_back(var, std::to_string(cfg.eager_limit + kHeaderRoom));
     }
-    int rc = run_command(opts->command, preload_env(mpi, extra));
+    process::Options run;
+    run.env = preload_env(mpi, extra);
+    int rc = process::run(opts->command, run).status;
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
 }

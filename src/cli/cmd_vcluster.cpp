@@ -1,4 +1,4 @@
-// `tandem vcluster up|status|down|mpirun`: the virtual cluster (logic in vcluster.cpp).
+// `tandem vcluster up|status|down|mpirun`: the virtual cluster (the library in src/vcluster).
 #include <fmt/format.h>
 
 #include <cstdio>
@@ -7,10 +7,12 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.hpp"
-#include "cli/vcluster.hpp"
+#include "vcluster/vcluster.hpp"
 
 namespace tandem::cli {
 namespace {
+
+using namespace tandem::vcluster;
 
 // Runs a subcommand body; VclusterErrors become "tandem: vcluster: ..." and their exit code.
 template <class F>

@@ -1,5 +1,6 @@
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "cli/cli.hpp"
 
@@ -11,6 +12,20 @@ int main(int argc, char** argv) {
   tandem::cli::add_run(app);
   tandem::cli::add_vcluster(app);
   tandem::cli::add_bench(app);
+  // A first word that is no command is an error naming it (CLI11 would only say that a
+  // subcommand is required, and with --help after it print the main help and exit 0).
+  if (argc > 1 && argv[1][0] != '-') {
+    std::string names;
+    bool known = false;
+    for (const CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+      known = known || sub->check_name(argv[1]);
+      names += (names.empty() ? "" : ", ") + sub->get_name();
+    }
+    if (!known) {
+      std::fprintf(stderr, "tandem: unknown command `%s` (commands: %s); see tandem --help\n", argv[1], names.c_str());
+      return 2;
+    }
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,20 +1,11 @@
 #include <elf.h>
 #include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <algorithm>
-#include <chrono>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
-#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -23,16 +14,11 @@
 #include "common/config.hpp"
 #include "common/units.hpp"
 
-extern char** environ;
-
 namespace tandem::cli {
 namespace fs = std::filesystem;
 
-fs::path bin_dir() { return fs::read_symlink("/proc/self/exe").parent_path(); }
-fs::path lib_dir() { return bin_dir().parent_path() / "lib"; }
-
 fs::path preload_library(const std::string& mpi) {
-  auto p = lib_dir() / ("libtandem_preload_" + mpi + ".so");
+  auto p = process::library_dir() / ("libtandem_preload_" + mpi + ".so");
   if (!fs::exists(p)) throw std::runtime_error("preload library " + p.string() + " is missing; build tandem first");
   return p;
 }
@@ -140,134 +126,6 @@ Env preload_env(const std::string& mpi, const Env& extra) {
   Env env{{"LD_PRELOAD", old && *old ? lib + ":" + old : lib}};
   env.insert(env.end(), extra.begin(), extra.end());
   return env;
-}
-
-namespace {
-// run_command's watched child runs in a process group of its own, so the terminal's
-// Ctrl-C no longer reaches it: forward SIGINT, SIGTERM and SIGHUP to that group while it
-// runs, then take the signal ourselves.
-volatile sig_atomic_t g_watched_group = 0;
-volatile sig_atomic_t g_caught_signal = 0;
-extern "C" void forward_to_group(int sig) {
-  g_caught_signal = sig;
-  if (g_watched_group > 0) ::kill(-static_cast<pid_t>(g_watched_group), sig);
-}
-}  // namespace
-
-int run_command(const std::vector<std::string>& argv, const Env& env, std::string* out, unsigned silence_limit_s,
-                bool* stalled) {
-  if (argv.empty()) throw std::runtime_error("no command to run");
-  if (stalled) *stalled = false;
-  const bool watch = out && silence_limit_s > 0;
-  std::map<std::string, std::string> vars;
-  for (char** e = environ; *e; ++e) {
-    std::string s(*e);
-    auto eq = s.find('=');
-    if (eq != std::string::npos) vars[s.substr(0, eq)] = s.substr(eq + 1);
-  }
-  for (const auto& [k, v] : env) vars[k] = v;
-  std::vector<std::string> envs;
-  for (const auto& [k, v] : vars) envs.push_back(k + "=" + v);
-  std::vector<char*> cenv, cargv;
-  for (auto& s : envs) cenv.push_back(s.data());
-  cenv.push_back(nullptr);
-  std::vector<std::string> args = argv;
-  for (auto& s : args) cargv.push_back(s.data());
-  cargv.push_back(nullptr);
-
-  int pipefd[2] = {-1, -1};
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  if (out) {
-    if (pipe2(pipefd, O_CLOEXEC) != 0) {
-      posix_spawn_file_actions_destroy(&fa);
-      posix_spawnattr_destroy(&attr);
-      throw std::runtime_error("pipe: " + std::string(std::strerror(errno)));
-    }
-    posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-  }
-  // A group of its own is a background group on a terminal: it must not read from it.
-  constexpr int kForwarded[] = {SIGINT, SIGTERM, SIGHUP};
-  struct sigaction old_actions[3] {};
-  if (watch) {
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    g_caught_signal = 0;
-    struct sigaction fwd {};
-    fwd.sa_handler = forward_to_group;
-    sigemptyset(&fwd.sa_mask);
-    for (int i = 0; i < 3; ++i) {
-      sigaction(kForwarded[i], nullptr, &old_actions[i]);
-      if (old_actions[i].sa_handler != SIG_IGN) sigaction(kForwarded[i], &fwd, nullptr);  // ignored stays ignored
-    }
-  }
-  auto restore_signals = [&] {
-    if (!watch) return;
-    g_watched_group = 0;
-    for (int i = 0; i < 3; ++i) sigaction(kForwarded[i], &old_actions[i], nullptr);
-  };
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, cargv[0], &fa, &attr, cargv.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (out) ::close(pipefd[1]);
-  if (rc != 0) {
-    restore_signals();
-    if (out) ::close(pipefd[0]);
-    throw std::runtime_error("cannot run " + argv[0] + ": " + std::strerror(rc));
-  }
-  if (watch) {
-    g_watched_group = pid;
-    if (g_caught_signal) ::kill(-pid, g_caught_signal);  // one that came during the spawn
-  }
-  if (out) {
-    using clock = std::chrono::steady_clock;
-    const auto deadline = clock::now() + std::chrono::seconds(silence_limit_s);
-    bool heard = false, stopped = false, killed = false;
-    clock::time_point kill_at{};
-    char buf[65536];
-    while (true) {
-      if (watch && !killed) {
-        auto now = clock::now();
-        bool silent = !heard && now >= deadline;
-        if (!stopped && (silent || g_caught_signal)) {
-          // Nothing printed in time, or the user stopped us (the signal went to the group
-          // already; what ignores it, e.g. a shell's background job, gets SIGTERM): stop
-          // the whole group, then read on until the pipe closes. The child is not reaped
-          // before that, so its group id stays ours.
-          stopped = true;
-          if (silent && stalled) *stalled = true;
-          ::kill(-pid, SIGTERM);
-          kill_at = now + std::chrono::seconds(10);
-        } else if (stopped && now >= kill_at) {
-          killed = true;
-          ::kill(-pid, SIGKILL);
-        }
-        auto until = stopped ? kill_at : heard ? now + std::chrono::seconds(1) : deadline;
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
-        pollfd pfd{pipefd[0], POLLIN, 0};
-        int n = ::poll(&pfd, 1, static_cast<int>(std::clamp<long long>(left, 1, 1000)));
-        if (n == 0 || (n < 0 && errno == EINTR)) continue;
-      }
-      ssize_t n = ::read(pipefd[0], buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) break;
-      heard = true;
-      out->append(buf, static_cast<std::size_t>(n));
-    }
-    ::close(pipefd[0]);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  restore_signals();
-  if (watch && g_caught_signal) ::raise(g_caught_signal);  // the user stopped us: stop as before
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 1;
 }
 
 void check_environment() {

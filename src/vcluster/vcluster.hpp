@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-namespace tandem::cli {
+namespace tandem::vcluster {
 
 inline constexpr const char* kVclusterPrefix = "tandem";  // namespaces tandem-h<i>
 inline constexpr const char* kVclusterBridge = "tandem-br0";
@@ -24,9 +24,10 @@ inline constexpr const char* kVclusterBridgeAddress = "198.18.0.254";
 inline constexpr const char* kVclusterDir = "/run/tandem-vcluster";
 inline constexpr const char* kVclusterLock = "/run/lock/tandem-vcluster.lock";
 inline constexpr int kVclusterMaxHosts = 253;
-// Optional library in lib_dir() that `vcluster mpirun --mpi mpich` preloads into
-// the ranks: a bounded flush for MPICH 4.0's UCX disconnect in MPI_Finalize,
-// which can hang over TCP (docs/vcluster.md). Not built by tandem yet.
+// Optional library in tandem's lib directory (process::library_dir()) that `vcluster
+// mpirun --mpi mpich` preloads into the ranks: a bounded flush for MPICH 4.0's UCX
+// disconnect in MPI_Finalize, which can hang over TCP (docs/vcluster.md). Not built
+// by tandem yet.
 inline constexpr const char* kVclusterMpichFinalizeFix = "libtandem_mpich_finalize_fix.so";
 // Exit status of `tandem vcluster up` when this machine or user cannot host a
 // vcluster (no CAP_NET_ADMIN/CAP_SYS_ADMIN, no `ip` or `tc`): the CTest skip code.
@@ -83,12 +84,15 @@ struct VclusterLinkStats {
   std::uint64_t drops = 0;     // packets dropped by either qdisc
 };
 
-// "1gbit", "100mbit", "2.5gbit", "10gbit", "500kbit", "1000000bit" -> bits/s.
-// Accepts 1mbit..400gbit; throws VclusterError naming the bad text otherwise.
+// "1gbit", "100mbit", "2.5gbit", "10gbit", "500kbit", "1000000bit" -> bits/s, as
+// units::parse_rate reads rates (common/units.hpp: `bps` works as `bit`, the value must
+// be a whole number of bits per second). Accepts 1mbit..400gbit; throws VclusterError
+// naming the bad text otherwise.
 std::uint64_t vcluster_parse_rate(const std::string& text);
 // Canonical text of a rate: 1000000000 -> "1gbit".
 std::string vcluster_format_rate(std::uint64_t bps);
-// "131072", "128k", "128kb", "1m", "64KiB" -> bytes (k = 1024); 2000 B..64 MiB.
+// "131072", "128k", "128kb", "1m", "64KiB" -> bytes (k = 1024), as units::parse_bytes
+// reads sizes; 2000 B..64 MiB.
 std::uint64_t vcluster_parse_burst(const std::string& text);
 // tbf burst used when none is given: about 1 ms of traffic, at least 128 KiB
 // when that is under 10 ms of traffic (so 1 Gbit/s is really reached with TSO/GRO
@@ -134,8 +138,8 @@ std::vector<std::string> vcluster_mpirun_argv(const std::string& mpi, const std:
 
 // Runs argv (PATH lookup) and returns its exit status (128+signal when killed).
 // The child gets SIGTERM if this process dies; SIGINT/SIGQUIT are left to the
-// child while it runs. With timeout_s > 0 the child gets SIGTERM after that many
+// child while it runs, SIGTERM/SIGHUP are passed on to it. With timeout_s > 0 the child gets SIGTERM after that many
 // seconds (SIGKILL 10 s later) and the result is 124.
 int vcluster_run(const std::vector<std::string>& argv, unsigned timeout_s = 0);
 
-}  // namespace tandem::cli
+}  // namespace tandem::vcluster

@@ -1,21 +1,17 @@
 // The virtual cluster (see vcluster.hpp and docs/vcluster.md). Everything is
 // done with iproute2's `ip` and `tc`, each call bounded in time.
-#include "cli/vcluster.hpp"
+#include "vcluster/vcluster.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -27,11 +23,12 @@
 #include <sstream>
 #include <thread>
 
-#include "cli/cli.hpp"
+#include "common/process.hpp"
+#include "common/units.hpp"
 
 extern char** environ;
 
-namespace tandem::cli {
+namespace tandem::vcluster {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
@@ -70,11 +67,6 @@ std::string trim(std::string s) {
   return s.substr(b);
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // A program in PATH, or in the sbin directories a non-root PATH often lacks.
 std::optional<std::string> find_tool(const std::string& name) {
   const char* path = std::getenv("PATH");
@@ -95,98 +87,25 @@ std::string tool(const std::string& name) {
   return *p;
 }
 
-struct Captured {
-  int status = -1;  // exit status, 128+signal, 124 on timeout
-  std::string out, err;
-};
-
-// Runs argv with stdin from /dev/null, capturing stdout and stderr, killed after
-// timeout_s seconds.
-Captured capture(const std::vector<std::string>& argv, unsigned timeout_s = kCommandTimeoutS) {
-  Captured r;
-  int po[2], pe[2];
-  if (pipe2(po, O_CLOEXEC) != 0) throw VclusterError(std::string("pipe: ") + std::strerror(errno));
-  if (pipe2(pe, O_CLOEXEC) != 0) {
-    ::close(po[0]);
-    ::close(po[1]);
-    throw VclusterError(std::string("pipe: ") + std::strerror(errno));
-  }
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&fa, po[1], 1);
-  posix_spawn_file_actions_adddup2(&fa, pe[1], 2);
-  std::vector<std::string> args = argv;
-  std::vector<char*> cargv;
-  for (auto& s : args) cargv.push_back(s.data());
-  cargv.push_back(nullptr);
-  pid_t pid = 0;
-  int rc = posix_spawnp(&pid, cargv[0], &fa, nullptr, cargv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(po[1]);
-  ::close(pe[1]);
-  if (rc != 0) {
-    ::close(po[0]);
-    ::close(pe[0]);
-    throw VclusterError("cannot run " + argv[0] + ": " + std::strerror(rc));
-  }
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  bool timed_out = false;
-  pollfd fds[2] = {{po[0], POLLIN, 0}, {pe[0], POLLIN, 0}};
-  int open_fds = 2;
-  while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    int n = ::poll(fds, 2, static_cast<int>(std::min<long long>(left.count(), 1000)));
-    if (n < 0 && errno != EINTR) break;
-    for (int k = 0; k < 2; ++k) {
-      if (fds[k].fd < 0 || !(fds[k].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[8192];
-      ssize_t got = ::read(fds[k].fd, buf, sizeof buf);
-      if (got > 0) {
-        (k == 0 ? r.out : r.err).append(buf, static_cast<std::size_t>(got));
-      } else if (got == 0 || errno != EINTR) {
-        ::close(fds[k].fd);
-        fds[k].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  for (auto& f : fds)
-    if (f.fd >= 0) ::close(f.fd);
-  int status = 0;
-  if (timed_out) {
-    ::kill(pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    r.status = 124;
-    r.err += "(timed out after " + std::to_string(timeout_s) + " s)";
+// Runs an `ip`/`tc` call with standard input from /dev/null, capturing its standard
+// output and error; killed after timeout_s seconds (status 124).
+process::Result capture(const std::vector<std::string>& argv, unsigned timeout_s = kCommandTimeoutS) {
+  process::Options o;
+  o.capture_out = o.capture_err = o.stdin_null = true;
+  o.timeout_s = timeout_s;
+  o.kill_after_s = 0;
+  try {
+    process::Result r = process::run(argv, o);
+    if (r.timed_out) r.err += "(timed out after " + std::to_string(timeout_s) + " s)";
     return r;
+  } catch (const process::Error& e) {
+    throw VclusterError(e.what());
   }
-  // Output closed; the process should be gone or about to be.
-  while (true) {
-    pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) break;
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-      }
-      r.status = 124;
-      return r;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
-  return r;
 }
 
 // Runs a command that must succeed; throws naming the command and its error output.
 std::string must(const std::vector<std::string>& argv) {
-  Captured r = capture(argv);
+  process::Result r = capture(argv);
   if (r.status != 0) {
     std::string err = trim(r.err.empty() ? r.out : r.err);
     throw VclusterError("`" + quote(argv) + "` failed (status " + std::to_string(r.status) + ")" +
@@ -407,7 +326,7 @@ std::string agent_script(const VclusterInfo& info, const std::string& ip, const 
 // Processes still running in a namespace (never this process or its ancestors).
 std::vector<pid_t> ns_pids(const std::string& ip, const std::string& ns) {
   std::vector<pid_t> pids;
-  Captured r = capture({ip, "netns", "pids", ns}, 10);
+  process::Result r = capture({ip, "netns", "pids", ns}, 10);
   if (r.status != 0) return pids;
   std::vector<pid_t> ancestors;
   for (pid_t p = getpid(); p > 1;) {
@@ -466,29 +385,23 @@ std::vector<std::string> down_locked() {
     done.push_back("ended " + std::to_string(pids.size()) + " process(es) still running in the hosts");
   }
 
+  // `ip ARGS` removes `what`; a failure is an error only when `path` still exists.
+  auto remove_one = [&](const std::vector<std::string>& args, const std::string& what, const std::string& path) {
+    std::vector<std::string> argv{ip};
+    argv.insert(argv.end(), args.begin(), args.end());
+    process::Result r = capture(argv);
+    if (r.status == 0)
+      done.push_back("removed " + what);
+    else if (fs::exists(path))
+      errors.push_back("`ip " + quote(args) + "`: " + trim(r.err));
+  };
   // Deleting the bridge-side end removes the pair at once (deleting only the
   // namespace removes it asynchronously).
-  for (const auto& port : e.ports) {
-    Captured r = capture({ip, "link", "del", port});
-    if (r.status == 0)
-      done.push_back("removed link " + port);
-    else if (fs::exists("/sys/class/net/" + port))
-      errors.push_back("`ip link del " + port + "`: " + trim(r.err));
-  }
-  for (const auto& ns : e.namespaces) {
-    Captured r = capture({ip, "netns", "del", ns});
-    if (r.status == 0)
-      done.push_back("removed namespace " + ns);
-    else if (fs::exists("/run/netns/" + ns))
-      errors.push_back("`ip netns del " + ns + "`: " + trim(r.err));
-  }
-  if (e.bridge) {
-    Captured r = capture({ip, "link", "del", kVclusterBridge});
-    if (r.status == 0)
-      done.push_back(std::string("removed bridge ") + kVclusterBridge);
-    else if (fs::exists(std::string("/sys/class/net/") + kVclusterBridge))
-      errors.push_back(std::string("`ip link del ") + kVclusterBridge + "`: " + trim(r.err));
-  }
+  for (const auto& port : e.ports) remove_one({"link", "del", port}, "link " + port, "/sys/class/net/" + port);
+  for (const auto& ns : e.namespaces) remove_one({"netns", "del", ns}, "namespace " + ns, "/run/netns/" + ns);
+  if (e.bridge)
+    remove_one({"link", "del", kVclusterBridge}, std::string("bridge ") + kVclusterBridge,
+               std::string("/sys/class/net/") + kVclusterBridge);
   if (e.dir) {
     std::error_code ec;
     fs::remove_all(kVclusterDir, ec);
@@ -505,28 +418,12 @@ std::vector<std::string> down_locked() {
   return done;
 }
 
-std::optional<std::uint64_t> parse_scaled(const std::string& text, const std::string& unit_re,
-                                          const std::vector<std::pair<std::string, double>>& units) {
-  std::smatch m;
-  std::string t = lower(trim(text));
-  if (!std::regex_match(t, m, std::regex("([0-9]+(\\.[0-9]+)?)\\s*(" + unit_re + ")"))) return std::nullopt;
-  double v = std::strtod(m[1].str().c_str(), nullptr);
-  std::string unit = m[3].str();
-  for (const auto& [u, scale] : units)
-    if (u == unit) {
-      double r = v * scale;
-      if (!std::isfinite(r) || r > 1e18) return std::nullopt;
-      return static_cast<std::uint64_t>(std::llround(r));
-    }
-  return std::nullopt;
-}
-
 // The tbf qdisc of a device (in namespace `ns` unless empty), from `tc -j -s`.
 std::optional<json> tbf_of(const std::string& tc, const std::string& ns, const std::string& dev) {
   std::vector<std::string> argv{tc};
   if (!ns.empty()) argv.insert(argv.end(), {"-n", ns});
   argv.insert(argv.end(), {"-j", "-s", "qdisc", "show", "dev", dev});
-  Captured r = capture(argv, 10);
+  process::Result r = capture(argv, 10);
   if (r.status != 0) return std::nullopt;
   try {
     json j = json::parse(r.out);
@@ -589,14 +486,13 @@ bool user_sets_mca(const std::vector<std::string>& args, const std::string& name
 // ---------------------------------------------------------------------------------------
 
 std::uint64_t vcluster_parse_rate(const std::string& text) {
-  auto v = parse_scaled(text, "bit|kbit|mbit|gbit|tbit",
-                        {{"bit", 1}, {"kbit", 1e3}, {"mbit", 1e6}, {"gbit", 1e9}, {"tbit", 1e12}});
-  if (!v)
+  std::uint64_t v = 0;
+  if (!units::parse_rate(text, v))
     throw VclusterError("bad rate `" + text +
                         "`: give bits per second with a unit, e.g. 100mbit, 1gbit, 2.5gbit, 10gbit");
-  if (*v < 1000000ULL || *v > 400000000000ULL)
+  if (v < 1000000ULL || v > 400000000000ULL)
     throw VclusterError("rate `" + text + "` is out of range (1mbit .. 400gbit)");
-  return *v;
+  return v;
 }
 
 std::string vcluster_format_rate(std::uint64_t bps) {
@@ -615,13 +511,11 @@ std::string vcluster_format_rate(std::uint64_t bps) {
 }
 
 std::uint64_t vcluster_parse_burst(const std::string& text) {
-  auto v = parse_scaled(
-      text, "|b|k|kb|kib|m|mb|mib",
-      {{"", 1}, {"b", 1}, {"k", 1024}, {"kb", 1024}, {"kib", 1024}, {"m", 1048576}, {"mb", 1048576}, {"mib", 1048576}});
-  if (!v) throw VclusterError("bad burst `" + text + "`: give bytes, e.g. 131072, 128k, 1m");
-  if (*v < 2000 || *v > 64ULL * 1048576)
+  std::uint64_t v = 0;
+  if (!units::parse_bytes(text, v)) throw VclusterError("bad burst `" + text + "`: give bytes, e.g. 131072, 128k, 1m");
+  if (v < 2000 || v > 64ULL * 1048576)
     throw VclusterError("burst `" + text + "` is out of range (2000 bytes .. 64m)");
-  return *v;
+  return v;
 }
 
 std::uint64_t vcluster_default_burst(std::uint64_t rate_bps) {
@@ -891,7 +785,7 @@ std::vector<std::string> vcluster_mpirun_argv(const std::string& mpi, const std:
     // bounded-flush workaround library is installed next to tandem's libraries,
     // the ranks preload it.
     std::string fix;
-    if (auto p = lib_dir() / kVclusterMpichFinalizeFix; fs::exists(p)) fix = p.string();
+    if (auto p = process::library_dir() / kVclusterMpichFinalizeFix; fs::exists(p)) fix = p.string();
     bool preload_sent = false;
     for (const auto& name : mpi_forwarded_names()) {
       const char* v = std::getenv(name.c_str());
@@ -911,108 +805,22 @@ std::vector<std::string> vcluster_mpirun_argv(const std::string& mpi, const std:
   return argv;
 }
 
-namespace {
-volatile sig_atomic_t g_child = 0;
-extern "C" void forward_signal(int sig) {
-  if (g_child > 0) ::kill(static_cast<pid_t>(g_child), sig);
-}
-}  // namespace
-
 int vcluster_run(const std::vector<std::string>& argv, unsigned timeout_s) {
   if (argv.empty()) throw VclusterError("no command to run");
-  std::vector<std::string> args = argv;
-  std::vector<char*> cargv;
-  for (auto& s : args) cargv.push_back(s.data());
-  cargv.push_back(nullptr);
-  int errpipe[2];
-  if (pipe2(errpipe, O_CLOEXEC) != 0) throw VclusterError(std::string("pipe: ") + std::strerror(errno));
-
-  struct sigaction ign {
-  }, fwd{}, old_int{}, old_quit{}, old_term{}, old_hup{};
-  ign.sa_handler = SIG_IGN;
-  fwd.sa_handler = forward_signal;
-  sigemptyset(&ign.sa_mask);
-  sigemptyset(&fwd.sa_mask);
-  sigaction(SIGINT, &ign, &old_int);
-  sigaction(SIGQUIT, &ign, &old_quit);
-  sigaction(SIGTERM, &fwd, &old_term);
-  sigaction(SIGHUP, &fwd, &old_hup);
-  auto restore = [&] {
-    g_child = 0;
-    sigaction(SIGINT, &old_int, nullptr);
-    sigaction(SIGQUIT, &old_quit, nullptr);
-    sigaction(SIGTERM, &old_term, nullptr);
-    sigaction(SIGHUP, &old_hup, nullptr);
+  process::Options o;
+  o.parent_death_signal = SIGTERM;
+  o.ignore_signals = {SIGINT, SIGQUIT};
+  o.forward_signals = {SIGTERM, SIGHUP};
+  o.timeout_s = timeout_s;
+  o.kill_after_s = 10;
+  o.on_timeout = [&] {
+    std::fprintf(stderr, "tandem: vcluster: %s did not finish within %u s; stopping it\n", argv[0].c_str(), timeout_s);
   };
-
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    int err = errno;
-    restore();
-    ::close(errpipe[0]);
-    ::close(errpipe[1]);
-    throw VclusterError(std::string("fork: ") + std::strerror(err));
+  try {
+    return process::run(argv, o).status;
+  } catch (const process::Error& e) {
+    throw VclusterError(e.what());
   }
-  if (pid == 0) {
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    for (int s : {SIGINT, SIGQUIT, SIGTERM, SIGHUP}) sigaction(s, &dfl, nullptr);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent) _exit(127);
-    execvp(cargv[0], cargv.data());
-    int err = errno;
-    ssize_t w = ::write(errpipe[1], &err, sizeof err);
-    (void)w;
-    _exit(127);
-  }
-  g_child = pid;
-  ::close(errpipe[1]);
-  int exec_err = 0;
-  ssize_t got;
-  while ((got = ::read(errpipe[0], &exec_err, sizeof exec_err)) < 0 && errno == EINTR) {
-  }
-  ::close(errpipe[0]);
-  int status = 0;
-  if (got == static_cast<ssize_t>(sizeof exec_err)) {
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    restore();
-    throw VclusterError("cannot run " + argv[0] + ": " + std::strerror(exec_err));
-  }
-  bool timed_out = false;
-  if (timeout_s == 0) {
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-  } else {
-    auto start = std::chrono::steady_clock::now();
-    auto term_at = start + std::chrono::seconds(timeout_s);
-    auto kill_at = term_at + std::chrono::seconds(10);
-    bool termed = false;
-    while (true) {
-      pid_t w = waitpid(pid, &status, WNOHANG);
-      if (w == pid || (w < 0 && errno != EINTR)) break;
-      auto now = std::chrono::steady_clock::now();
-      if (!termed && now >= term_at) {
-        std::fprintf(stderr, "tandem: vcluster: %s did not finish within %u s; stopping it\n", argv[0].c_str(),
-                     timeout_s);
-        ::kill(pid, SIGTERM);
-        termed = timed_out = true;
-      } else if (termed && now >= kill_at) {
-        ::kill(pid, SIGKILL);
-        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-        }
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-  restore();
-  if (timed_out) return 124;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 1;
 }
 
-}  // namespace tandem::cli
+}  // namespace tandem::vcluster
