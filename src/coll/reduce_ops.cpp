@@ -1,6 +1,8 @@
 // Local reduction kernels: one typed loop per (operation, element type) that MPI defines.
 #include "coll/reduce_ops.hpp"
 
+#include "coll/reduce_kinds.hpp"
+
 #include <complex>
 #include <cstddef>
 #include <cstring>
@@ -8,196 +10,47 @@
 
 namespace tandem::coll {
 
+// The kernels, once per instruction set (reduce_kernels.inc).
+namespace isa_base {
+void apply_predefined_kernel(DType t, ROp o, const void* src, void* dst, std::uint64_t bytes) noexcept;
+}
+#if defined(__x86_64__)
+namespace isa_avx2 {
+void apply_predefined_kernel(DType t, ROp o, const void* src, void* dst, std::uint64_t bytes) noexcept;
+}
+namespace isa_avx512 {
+void apply_predefined_kernel(DType t, ROp o, const void* src, void* dst, std::uint64_t bytes) noexcept;
+}
+#endif
+
 namespace {
 
-// The classes of MPI-4.0 section 6.9.2 that decide which operations a type admits.
-enum class Kind { Int, Real, Complex, Logical, Byte };
+using Kernel = void (*)(DType, ROp, const void*, void*, std::uint64_t) noexcept;
 
-constexpr bool allows(ROp o, Kind k) {
-  switch (o) {
-    case ROp::Max:
-    case ROp::Min: return k == Kind::Int || k == Kind::Real;
-    case ROp::Sum:
-    case ROp::Prod: return k == Kind::Int || k == Kind::Real || k == Kind::Complex;
-    case ROp::Land:
-    case ROp::Lor:
-    case ROp::Lxor: return k == Kind::Int || k == Kind::Logical;
-    case ROp::Band:
-    case ROp::Bor:
-    case ROp::Bxor: return k == Kind::Int || k == Kind::Byte;
-    case ROp::User: return true;
-  }
-  return false;
+// The widest instruction set this CPU runs (Open MPI's op/avx component does the same).
+Kernel pick_kernel() noexcept {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("x86-64-v4")) return isa_avx512::apply_predefined_kernel;
+  if (__builtin_cpu_supports("x86-64-v3")) return isa_avx2::apply_predefined_kernel;
+#endif
+  return isa_base::apply_predefined_kernel;
 }
 
-constexpr Kind kind_of(DType t) {
-  switch (t) {
-    case DType::F32:
-    case DType::F64:
-    case DType::F80: return Kind::Real;
-    case DType::C32:
-    case DType::C64:
-    case DType::C80: return Kind::Complex;
-    case DType::Bool: return Kind::Logical;
-    case DType::Byte: return Kind::Byte;
-    default: return Kind::Int;
-  }
-}
-
-// Integer arithmetic is done in an unsigned type at least as wide as unsigned int, so that
-// overflow wraps (as in the MPI libraries in practice) instead of being undefined, also after
-// the promotion of 8- and 16-bit operands to int.
-template <class T>
-using Wrap = std::conditional_t<(sizeof(T) < sizeof(unsigned)), unsigned, std::make_unsigned_t<T>>;
-
-// The operations as f(src element, dst element) -> new dst element.
-template <ROp O>
-struct Fn;
-template <>
-struct Fn<ROp::Sum> {
-  template <class T>
-  static T f(T a, T b) {
-    if constexpr (std::is_integral_v<T>) return static_cast<T>(Wrap<T>(a) + Wrap<T>(b));
-    else return a + b;
-  }
-};
-template <>
-struct Fn<ROp::Prod> {
-  template <class T>
-  static T f(T a, T b) {
-    if constexpr (std::is_integral_v<T>) return static_cast<T>(Wrap<T>(a) * Wrap<T>(b));
-    else return a * b;
-  }
-};
-// As Open MPI: out = out < in ? out : in (and > for max), which compiles to minps/maxps.
-// With a NaN operand the result is the incoming (src) element.
-template <>
-struct Fn<ROp::Max> {
-  template <class T>
-  static T f(T a, T b) { return b > a ? b : a; }
-};
-template <>
-struct Fn<ROp::Min> {
-  template <class T>
-  static T f(T a, T b) { return b < a ? b : a; }
-};
-// Logical operations yield 0 or 1 of the element type.
-template <>
-struct Fn<ROp::Land> {
-  template <class T>
-  static T f(T a, T b) { return static_cast<T>(a != 0 && b != 0); }
-};
-template <>
-struct Fn<ROp::Lor> {
-  template <class T>
-  static T f(T a, T b) { return static_cast<T>(a != 0 || b != 0); }
-};
-template <>
-struct Fn<ROp::Lxor> {
-  template <class T>
-  static T f(T a, T b) { return static_cast<T>((a == 0) != (b == 0)); }
-};
-template <>
-struct Fn<ROp::Band> {
-  template <class T>
-  static T f(T a, T b) { return static_cast<T>(a & b); }
-};
-template <>
-struct Fn<ROp::Bor> {
-  template <class T>
-  static T f(T a, T b) { return static_cast<T>(a | b); }
-};
-template <>
-struct Fn<ROp::Bxor> {
-  template <class T>
-  static T f(T a, T b) { return static_cast<T>(a ^ b); }
-};
-
-// dst[i] = src[i] op dst[i] over n elements. The inner loop has a fixed trip count so that
-// GCC vectorises it even under -O2's "very cheap" cost model; __restrict spares the alias check.
-template <class T, ROp O>
-void kernel(const T* __restrict s, T* __restrict d, std::size_t n) {
-  constexpr std::size_t kUnroll = sizeof(T) >= 64 ? 1 : 64 / sizeof(T);
-  std::size_t i = 0;
-  for (; i + kUnroll <= n; i += kUnroll)
-    for (std::size_t j = 0; j < kUnroll; ++j) d[i + j] = Fn<O>::f(s[i + j], d[i + j]);
-  for (; i < n; ++i) d[i] = Fn<O>::f(s[i], d[i]);
-}
-
-template <class T>
-bool aligned(const void* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % alignof(T) == 0;
-}
-
-template <class T, ROp O>
-void run(const void* src, void* dst, std::uint64_t bytes) {
-  std::size_t n = static_cast<std::size_t>(bytes / sizeof(T));
-  if (aligned<T>(src) && aligned<T>(dst)) {
-    kernel<T, O>(static_cast<const T*>(src), static_cast<T*>(dst), n);
-    return;
-  }
-  // A buffer not aligned for T: go through aligned blocks on the stack.
-  constexpr std::size_t kBlock = 1024 / sizeof(T);
-  T a[kBlock], b[kBlock];
-  auto* s = static_cast<const unsigned char*>(src);
-  auto* d = static_cast<unsigned char*>(dst);
-  for (std::size_t i = 0; i < n; i += kBlock) {
-    std::size_t m = n - i < kBlock ? n - i : kBlock, len = m * sizeof(T);
-    std::memcpy(a, s + i * sizeof(T), len);
-    std::memcpy(b, d + i * sizeof(T), len);
-    kernel<T, O>(a, b, m);
-    std::memcpy(d + i * sizeof(T), b, len);
-  }
-}
-
-// Runs O on T when MPI defines it for T's kind; otherwise (never instantiated) nothing.
-template <class T, Kind K, ROp O>
-void run_if(const void* src, void* dst, std::uint64_t bytes) {
-  if constexpr (O != ROp::User && allows(O, K)) run<T, O>(src, dst, bytes);
-}
-
-template <class T, Kind K>
-void apply_typed(ROp o, const void* src, void* dst, std::uint64_t bytes) {
-  switch (o) {
-    case ROp::Sum: run_if<T, K, ROp::Sum>(src, dst, bytes); break;
-    case ROp::Prod: run_if<T, K, ROp::Prod>(src, dst, bytes); break;
-    case ROp::Max: run_if<T, K, ROp::Max>(src, dst, bytes); break;
-    case ROp::Min: run_if<T, K, ROp::Min>(src, dst, bytes); break;
-    case ROp::Land: run_if<T, K, ROp::Land>(src, dst, bytes); break;
-    case ROp::Lor: run_if<T, K, ROp::Lor>(src, dst, bytes); break;
-    case ROp::Lxor: run_if<T, K, ROp::Lxor>(src, dst, bytes); break;
-    case ROp::Band: run_if<T, K, ROp::Band>(src, dst, bytes); break;
-    case ROp::Bor: run_if<T, K, ROp::Bor>(src, dst, bytes); break;
-    case ROp::Bxor: run_if<T, K, ROp::Bxor>(src, dst, bytes); break;
-    case ROp::User: break;
-  }
-}
-
-// std::complex<T> has the layout of T[2], as C's T _Complex.
-void apply_predefined(DType t, ROp o, const void* src, void* dst, std::uint64_t bytes) {
-  switch (t) {
-    case DType::I8: apply_typed<std::int8_t, Kind::Int>(o, src, dst, bytes); break;
-    case DType::U8: apply_typed<std::uint8_t, Kind::Int>(o, src, dst, bytes); break;
-    case DType::I16: apply_typed<std::int16_t, Kind::Int>(o, src, dst, bytes); break;
-    case DType::U16: apply_typed<std::uint16_t, Kind::Int>(o, src, dst, bytes); break;
-    case DType::I32: apply_typed<std::int32_t, Kind::Int>(o, src, dst, bytes); break;
-    case DType::U32: apply_typed<std::uint32_t, Kind::Int>(o, src, dst, bytes); break;
-    case DType::I64: apply_typed<std::int64_t, Kind::Int>(o, src, dst, bytes); break;
-    case DType::U64: apply_typed<std::uint64_t, Kind::Int>(o, src, dst, bytes); break;
-    case DType::F32: apply_typed<float, Kind::Real>(o, src, dst, bytes); break;
-    case DType::F64: apply_typed<double, Kind::Real>(o, src, dst, bytes); break;
-    case DType::F80: apply_typed<long double, Kind::Real>(o, src, dst, bytes); break;
-    case DType::C32: apply_typed<std::complex<float>, Kind::Complex>(o, src, dst, bytes); break;
-    case DType::C64: apply_typed<std::complex<double>, Kind::Complex>(o, src, dst, bytes); break;
-    case DType::C80: apply_typed<std::complex<long double>, Kind::Complex>(o, src, dst, bytes); break;
-    // Bool is read as a byte, any nonzero value being true, so that stray bit patterns are
-    // not undefined behaviour; results are 0 or 1.
-    case DType::Bool: apply_typed<std::uint8_t, Kind::Logical>(o, src, dst, bytes); break;
-    case DType::Byte: apply_typed<std::uint8_t, Kind::Byte>(o, src, dst, bytes); break;
-  }
+Kernel kernel() noexcept {
+  static const Kernel k = pick_kernel();
+  return k;
 }
 
 }  // namespace
+
+const char* kernel_isa() noexcept {
+#if defined(__x86_64__)
+  if (kernel() == isa_avx512::apply_predefined_kernel) return "x86-64-v4 (AVX-512)";
+  if (kernel() == isa_avx2::apply_predefined_kernel) return "x86-64-v3 (AVX2)";
+#endif
+  return "baseline";
+}
 
 const char* dtype_name(DType t) {
   switch (t) {
@@ -269,7 +122,7 @@ bool valid(ROp o, DType t) { return allows(o, kind_of(t)); }
 void Reducer::apply(const void* src, void* dst, std::uint64_t bytes, bool src_first, void* scratch) const noexcept {
   if (bytes == 0) return;
   if (op != ROp::User) {
-    apply_predefined(type, op, src, dst, bytes);
+    kernel()(type, op, src, dst, bytes);
     return;
   }
   if (!fn || elem == 0) return;

@@ -25,6 +25,10 @@ std::uint32_t dtype_size(DType t);
 // integers and bytes.
 bool valid(ROp o, DType t);
 
+// The instruction set the predefined kernels use on this CPU (the widest it runs, chosen
+// at the first use): "x86-64-v4 (AVX-512)", "x86-64-v3 (AVX2)" or "baseline".
+const char* kernel_isa() noexcept;
+
 // inout = in op inout, for `count` elements: MPI_User_function's convention.
 using UserFn = void (*)(const void* in, void* inout, std::uint64_t count, void* ctx);
 
