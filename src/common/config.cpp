@@ -13,18 +13,8 @@ extern char** environ;
 namespace tandem {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
+using units::iequals;
+using units::trim;
 
 // ---- one parser and one printer per kind of field ---------------------------------------
 
@@ -194,7 +184,9 @@ const SettingInfo kSettings[] = {
     {"TANDEM_PROGRESS", "auto", "auto|thread|poll|block",
      "How operations progress: thread (a background thread polls while work is outstanding), poll (no thread; a "
      "waiting thread polls), block (no thread; a waiting thread sleeps on the transport's event descriptor where it "
-     "has one). auto: thread where the MPI library grants MPI_THREAD_MULTIPLE and tandem defers calls, else poll.",
+     "has one). auto: thread where the MPI library grants MPI_THREAD_MULTIPLE and tandem defers calls, else poll. "
+     "Under tandem run, poll and block defer nothing and leave the program the MPI thread level it asked for; "
+     "thread asks for MPI_THREAD_MULTIPLE.",
      apply_word<&Config::progress, kProgressWords>, show_string<&Config::progress>},
     {"TANDEM_PROGRESS_SPIN_US", "20", "0..100000 (microseconds)",
      "How long the progress thread keeps polling without sleeping after the last completion.",

@@ -6,19 +6,6 @@
 namespace tandem::units {
 namespace {
 
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
-  return true;
-}
-
 // A decimal number "123" or "1.25" at the start of s: its digits as an integer mantissa and
 // the count of fraction digits; the rest of s in *rest. False when there is no digit.
 bool number(std::string_view s, std::uint64_t* mantissa, int* fraction_digits, std::string_view* rest) {
@@ -173,6 +160,19 @@ std::string format_rate(std::uint64_t bps) {
   int u = 0;
   while (bps && bps % 1000 == 0 && u < 4) bps /= 1000, ++u;
   return std::to_string(bps) + kUnits[u];
+}
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+  return true;
 }
 
 }  // namespace tandem::units

@@ -33,6 +33,10 @@ bool parse_duration(std::string_view text, TimeUnit bare, std::uint64_t& nanosec
 bool parse_count(std::string_view text, std::uint64_t& out, std::uint64_t max = UINT64_MAX,
                  std::string* why = nullptr) noexcept;
 
+// The text without leading and trailing blanks; ASCII case-insensitive equality.
+std::string_view trim(std::string_view s) noexcept;
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
 // Short forms for messages and tables: 65536 -> "64K", 1536 -> "1536", 1000000000 -> "1gbit".
 std::string format_bytes(std::uint64_t bytes);
 std::string format_rate(std::uint64_t bits_per_second);

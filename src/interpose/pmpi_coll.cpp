@@ -194,19 +194,21 @@ int run(Coll c, const MpiCallSpec& spec, const Regions& rg, Blocking blocking, N
   auto& rt = runtime();
   auto& ctx = *rt.coll;
   const auto& cfg = rt.cfg;
-  // The fast path of a repeated blocking call (background calls run on copies: no reuse).
-  if (!(active() && cfg.coll_overlap)) {
-    // This thread polls until the call is done: a background thread stays out of its way.
+  // Runs tandem's execution of the call in this thread, which polls until it is done (a
+  // background thread stays out of its way), and returns the call's result.
+  auto run_here = [&](auto call) {
     std::optional<tandem::progress::Engine::Driving> driving;
     if (rt.engine.mode() == tandem::progress::Mode::Thread) driving.emplace(rt.engine);
-    if (auto call = ctx.reuse(spec, tandem::coll::Fallback::Mpi, nullptr)) {
-      coll_stats().tandem.fetch_add(1, std::memory_order_relaxed);
-      call->exec->start();
-      call->exec->wait();
-      int err = call->exec->error();
-      ctx.recycle(std::move(call));
-      return call_errhandler(spec.comm, err);
-    }
+    coll_stats().tandem.fetch_add(1, std::memory_order_relaxed);
+    call->exec->start();
+    call->exec->wait();
+    int err = call->exec->error();
+    ctx.recycle(std::move(call));
+    return call_errhandler(spec.comm, err);
+  };
+  // The fast path of a repeated blocking call (background calls run on copies: no reuse).
+  if (!(active() && cfg.coll_overlap)) {
+    if (auto call = ctx.reuse(spec, tandem::coll::Fallback::Mpi, nullptr)) return run_here(std::move(call));
   }
   auto plan = ctx.plan(spec, tandem::coll::Fallback::Mpi, nullptr);
   const bool runnable = plan && plan->runnable;
@@ -219,16 +221,7 @@ int run(Coll c, const MpiCallSpec& spec, const Regions& rg, Blocking blocking, N
     return MPI_SUCCESS;
   if (choice) {
     std::string why;
-    tandem::progress::Engine::Driving driving(rt.engine);  // this thread polls until the call is done
-    auto call = ctx.instantiate(plan, spec, &why);
-    if (call) {
-      coll_stats().tandem.fetch_add(1, std::memory_order_relaxed);
-      call->exec->start();
-      call->exec->wait();
-      int err = call->exec->error();
-      ctx.recycle(std::move(call));
-      return call_errhandler(spec.comm, err);
-    }
+    if (auto call = ctx.instantiate(plan, spec, &why)) return run_here(std::move(call));
     ctx.note(spec.comm, &plan->d, c, tandem::coll::Selection{}, why);
   }
   stats().passthrough.fetch_add(1, std::memory_order_relaxed);

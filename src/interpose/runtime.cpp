@@ -129,7 +129,11 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     pass_early = world > 0 && local == world && (rt.cfg.local == "off" || cores < 2L * local);
   }
-  if (pass_early) {
+  // Without the progress thread (TANDEM_PROGRESS=poll|block) nothing is deferred and no
+  // thread of tandem's calls MPI: the program keeps the thread level it asked for.
+  auto mode = progress::parse_mode(rt.cfg.progress);
+  const bool no_thread = mode && *mode != progress::Mode::Thread;
+  if (pass_early || no_thread) {
     rc = thread_variant ? PMPI_Init_thread(argc, argv, required, &granted) : PMPI_Init(argc, argv);
     if (!thread_variant) PMPI_Query_thread(&granted);
   } else {
@@ -153,6 +157,10 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
     if (rt.rank == 0 && rt.cfg.verbose >= 1)
       log_message(-1, "all ranks share this node without a spare core each: calls are passed through "
                       "(TANDEM_LOCAL=on defers them)");
+    return rc;
+  }
+  if (no_thread) {
+    deferral_possible(rt.cfg, rt.rank);  // says why calls are passed through
     return rc;
   }
   if (granted < MPI_THREAD_MULTIPLE) {

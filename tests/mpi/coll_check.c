@@ -261,6 +261,13 @@ int main(int argc, char** argv) {
   int len = 0;
   MPI_Get_library_version(version, &len);
   reduce_inplace_nonzero_root_broken = strstr(version, "MPICH Version:\t4.0") != NULL;
+  int level = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&level);
+  if (rank == 0)
+    printf("coll_check: thread level %s\n", level == MPI_THREAD_MULTIPLE     ? "multiple"
+                                          : level == MPI_THREAD_SERIALIZED ? "serialized"
+                                          : level == MPI_THREAD_FUNNELED   ? "funneled"
+                                                                           : "single");
   if (reduce_inplace_nonzero_root_broken && rank == 0)
     printf("coll_check: MPICH 4.0: skipping MPI_Reduce in place at a non-zero root (crashes in MPICH itself)\n");
   run_all(MPI_COMM_WORLD, "world");
