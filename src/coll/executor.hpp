@@ -9,11 +9,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <new>
 #include <vector>
 
 #include "coll/reduce_ops.hpp"
 #include "coll/schedule.hpp"
+#include "common/memory.hpp"
 #include "transport/p2p.hpp"
 
 namespace tandem::coll {
@@ -65,22 +65,13 @@ class Execution {
   Reducer r_;
   transport::P2P* p2p_;
   std::uint32_t seq_;
-  // Scratch aligned to pages, as large buffers of the program usually are: a copy between
-  // buffers misaligned to each other (the kernel's single-copy transfers do one) ran at a
-  // third of the speed on AMD EPYC (a 2-rank 256 KiB allreduce 233 us against 78).
-  template <class T>
-  struct PageAligned {
-    using value_type = T;
-    PageAligned() noexcept = default;
-    template <class U>
-    PageAligned(const PageAligned<U>&) noexcept {}
-    T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t{4096})); }
-    void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{4096}); }
-    template <class U>
-    bool operator==(const PageAligned<U>&) const noexcept { return true; }
-  };
-  std::vector<unsigned char, PageAligned<unsigned char>> tmp_;
-  std::vector<unsigned char, PageAligned<unsigned char>> scratch_;  // for non-commutative user reductions
+  // Scratch in whole pages of tandem's own (common/memory.hpp): never sharing a page with
+  // the program's data, which may be protected while the transport writes here, and
+  // page-aligned as the program's large buffers usually are (a copy between buffers
+  // misaligned to each other, as the kernel's single-copy transfers do, ran at a third of
+  // the speed on AMD EPYC: a 2-rank 256 KiB allreduce 233 us against 78).
+  std::vector<unsigned char, PageAllocator<unsigned char>> tmp_;
+  std::vector<unsigned char, PageAllocator<unsigned char>> scratch_;  // for non-commutative user reductions
   std::vector<std::uint32_t> waiting_;          // unfinished dependencies per step
   std::vector<std::uint32_t> ready_;            // steps to run now
   std::vector<Op> ops_;
