@@ -9,6 +9,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev nlohmann-json3-dev libfmt-dev
   iproute2
+  libsimgrid-dev
   lammps lammps-examples
 )
 missing=()

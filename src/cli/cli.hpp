@@ -20,6 +20,9 @@ void add_info(CLI::App& app);
 void add_run(CLI::App& app);
 void add_vcluster(CLI::App& app);
 void add_bench(CLI::App& app);  // also registers `tandem demo`
+void add_sim(CLI::App& app);
+void add_profile(CLI::App& app);
+void add_tune(CLI::App& app);
 
 // The preload library for an MPI ("openmpi" or "mpich"); throws CLI::Error-free
 // std::runtime_error naming the missing file.

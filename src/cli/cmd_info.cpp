@@ -5,6 +5,7 @@
 #include "coll/select.hpp"
 #include "common/config.hpp"
 #include "common/units.hpp"
+#include "model/estimator.hpp"
 
 namespace tandem::cli {
 
@@ -32,6 +33,7 @@ void print_selection(int np, const std::vector<std::uint64_t>& sizes) {
   Config cfg;
   std::string errors = load_config(cfg);
   coll::Selector sel = coll::Selector::from_config(cfg, &errors);
+  sel.set_estimator(model::estimator_from_config(cfg, &errors));
   if (!errors.empty()) {
     fmt::print(stderr, "{}", errors);
     throw CLI::RuntimeError(2);
@@ -98,6 +100,7 @@ void add_info(CLI::App& app) {
     Config cfg;
     std::string errors = load_config(cfg);
     coll::Selector::from_config(cfg, &errors);
+    model::estimator_from_config(cfg, &errors);
     fmt::print("tandem 0.1.0\n");
     for (const char* mpi : {"openmpi", "mpich"}) {
       auto p = process::library_dir() / fmt::format("libtandem_preload_{}.so", mpi);

@@ -12,6 +12,9 @@ int main(int argc, char** argv) {
   tandem::cli::add_run(app);
   tandem::cli::add_vcluster(app);
   tandem::cli::add_bench(app);
+  tandem::cli::add_sim(app);
+  tandem::cli::add_profile(app);
+  tandem::cli::add_tune(app);
   // A first word that is no command is an error naming it (CLI11 would only say that a
   // subcommand is required, and with --help after it print the main help and exit 0).
   if (argc > 1 && argv[1][0] != '-') {

@@ -13,6 +13,7 @@
 #include "coll/select.hpp"
 #include "common/config.hpp"
 #include "common/units.hpp"
+#include "model/estimator.hpp"
 
 namespace tandem::cli {
 namespace fs = std::filesystem;
@@ -132,6 +133,7 @@ void check_environment() {
   Config cfg;
   std::string errors = load_config(cfg);
   coll::Selector::from_config(cfg, &errors);
+  model::estimator_from_config(cfg, &errors);
   if (!errors.empty()) {
     if (errors.back() == '\n') errors.pop_back();
     throw std::runtime_error("bad configuration:\n" + errors);

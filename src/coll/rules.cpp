@@ -98,6 +98,10 @@ std::optional<Rules> parse_rules(std::string_view text, const std::string& sourc
     r.ranks_hi = static_cast<int>(hi);
     if (!range(w[2], &r.bytes_lo, &r.bytes_hi, true))
       return fail(fmt::format("size range `{}` is not *, N, N-M or N- (bytes, K/M/G allowed)", w[2]));
+    if (w[3] == "mpi") {  // the MPI library's own algorithm (under `tandem run`)
+      out.rules.push_back(r);
+      continue;
+    }
     std::string bad;
     auto ch = parse_choice(r.coll, w[3], &bad);
     if (!ch) return fail(bad);
@@ -130,7 +134,7 @@ std::string format_rules(const Rules& r) {
   for (const Rule& x : r.rules)
     out += fmt::format("{} {} {} {}\n", coll_name(x.coll), rng(static_cast<std::uint64_t>(x.ranks_lo),
                                                                static_cast<std::uint64_t>(x.ranks_hi), INT32_MAX),
-                       rng(x.bytes_lo, x.bytes_hi, UINT64_MAX), x.choice.str());
+                       rng(x.bytes_lo, x.bytes_hi, UINT64_MAX), x.choice.alg ? x.choice.str() : std::string("mpi"));
   return out;
 }
 

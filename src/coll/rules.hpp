@@ -8,6 +8,7 @@
 //   allreduce     *       16K-       ring
 //   bcast         4-      1M-64M     pipeline:64K
 //   barrier       *       *          dissemination
+//   bcast         *       0-1K       mpi        <- the MPI library's own (under `tandem run`)
 //
 // ranks and bytes are `*`, `N`, `N-M` (inclusive) or `N-` (N and up); bytes take K/M/G
 // suffixes (powers of 1024). The message size is the bytes of one rank's contribution:
@@ -31,7 +32,7 @@ struct Rule {
   Coll coll;
   int ranks_lo = 0, ranks_hi = INT32_MAX;
   std::uint64_t bytes_lo = 0, bytes_hi = UINT64_MAX;
-  Choice choice;
+  Choice choice;  // alg == nullptr: `mpi`, the MPI library's own algorithm
   int line = 0;
 };
 

@@ -121,7 +121,6 @@ Schedule Builder::finish() && {
   return std::move(s_);
 }
 
-namespace {
 const char* kind_name(StepKind k) {
   switch (k) {
     case StepKind::Send: return "send";
@@ -132,6 +131,8 @@ const char* kind_name(StepKind k) {
   }
   return "?";
 }
+
+namespace {
 const char* buf_name(Buf b) {
   switch (b) {
     case Buf::Send: return "S";

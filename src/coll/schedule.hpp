@@ -33,6 +33,8 @@ enum class StepKind : std::uint8_t {
   Nop,     // a join point: completes when its dependencies have
 };
 
+const char* kind_name(StepKind k);  // "send", "recv", ...
+
 enum class Buf : std::uint8_t { Send, Recv, Tmp };
 
 struct Loc {

@@ -52,7 +52,7 @@ Selector Selector::from_config(const Config& cfg, std::string* errors) {
 
 bool Selector::has_settings(Coll c) const noexcept {
   auto i = static_cast<std::size_t>(c);
-  if (forced_[i] || forced_mpi_[i]) return true;
+  if (forced_[i] || forced_mpi_[i] || estimator_) return true;
   if (rules_)
     for (const Rule& r : rules_->rules)
       if (r.coll == c) return true;
@@ -127,6 +127,12 @@ Selection Selector::select(const Query& q, Fallback fb, const Choice* call_choic
         if (r.coll != q.coll || q.ranks < r.ranks_lo || q.ranks > r.ranks_hi || q.bytes < r.bytes_lo ||
             q.bytes > r.bytes_hi)
           continue;
+        if (!r.choice.alg) {  // `mpi`: the MPI library's own; the C++ API goes on to the next level
+          if (fb != Fallback::Mpi) continue;
+          s.reason = Reason::Rule;
+          s.rule = &r;
+          return s;
+        }
         std::string why = cannot_run(*r.choice.alg, q);
         if (!why.empty()) {
           skip(Reason::Rule, &r, std::move(why));
@@ -135,6 +141,13 @@ Selection Selector::select(const Query& q, Fallback fb, const Choice* call_choic
         s.choice = r.choice;
         s.reason = Reason::Rule;
         s.rule = &r;
+        return s;
+      }
+    }
+    if (estimator_) {
+      if (auto e = estimator_->estimate(q); e && e->alg && cannot_run(*e->alg, q).empty()) {
+        s.choice = *e;
+        s.reason = Reason::Model;
         return s;
       }
     }
@@ -161,6 +174,7 @@ std::string Selector::describe(Coll c, const Selection& s) const {
     case Reason::ForcedMpi: return forced_setting(c) + "=mpi";
     case Reason::Rule:
       return s.rule && rules_ ? fmt::format("{}:{}", rules_->source, s.rule->line) : std::string("a rule");
+    case Reason::Model: return estimator_ ? estimator_->describe() : std::string("the model");
     case Reason::Default: return "built-in default";
     case Reason::NoChoice: return "no setting chose tandem's";
     case Reason::Invalid: return "invalid: " + s.why_not;
@@ -172,7 +186,8 @@ std::string Selector::describe_skipped(Coll c, const Selection& s) const {
   auto i = static_cast<std::size_t>(c);
   if (s.skipped == Reason::Forced) return forced_setting(c) + "=" + forced_text_[i];
   if (s.skipped == Reason::Rule && s.skipped_rule && rules_)
-    return fmt::format("{}:{} ({})", rules_->source, s.skipped_rule->line, s.skipped_rule->choice.str());
+    return fmt::format("{}:{} ({})", rules_->source, s.skipped_rule->line,
+                       s.skipped_rule->choice.alg ? s.skipped_rule->choice.str() : std::string(kMpiChoice));
   return "?";
 }
 

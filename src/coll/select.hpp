@@ -5,14 +5,17 @@
 //   1. the call's own choice (the C++ API's CollOptions::algorithm)
 //   2. TANDEM_COLL_<COLL> (forced; `mpi`: the MPI library's own, under `tandem run`)
 //   3. the first matching line of the TANDEM_COLL_RULES file
-//   4. the fallback: under `tandem run` the MPI library's own algorithm; in the C++ API
-//      tandem's built-in default (and, next, the performance model's estimate)
+//   4. the performance model's estimate, with a profile given (TANDEM_COLL_MODEL): an
+//      Estimator (model/estimator.hpp) set by the layer that made the Selector
+//   5. the fallback: under `tandem run` the MPI library's own algorithm; in the C++ API
+//      tandem's built-in default
 // A choice that cannot run the call (an algorithm that reorders operands, given a
 // non-commutative operation) is skipped for the next level, and the selection says
 // which one was skipped and why; an explicit call choice that cannot run is an error.
 // Validity is checked here, once: what the executor then builds is known to be valid.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -35,6 +38,8 @@ struct Query {
   std::optional<DType> dtype;       // a reduction's datatype, when tandem has kernels for it
   std::optional<ROp> op;            // a reduction's operation (ROp::User for a user's)
   bool commutative = true;
+  std::uint32_t elem_size = 1;      // the datatype's size
+  int ranks_per_node = 0;           // ranks of the communicator per node (0: not known)
 };
 
 enum class Reason : std::uint8_t {
@@ -42,6 +47,7 @@ enum class Reason : std::uint8_t {
   Forced,    // TANDEM_COLL_<COLL>
   ForcedMpi, // TANDEM_COLL_<COLL>=mpi
   Rule,      // a rules file line
+  Model,     // the performance model's estimate (TANDEM_COLL_MODEL)
   Default,   // tandem's built-in default (C++ API)
   NoChoice,  // no setting decides: the MPI library's own (under `tandem run`)
   Invalid,   // the call's own choice cannot run the call (see why_not)
@@ -59,6 +65,16 @@ struct Selection {
   bool mpi() const noexcept { return choice.alg == nullptr; }
 };
 
+// A performance model's choice for a query: the fastest it predicts. Implemented above
+// coll (model/estimator.hpp); thread-safe; the same on every rank for the same query.
+class Estimator {
+ public:
+  virtual ~Estimator() = default;
+  // nullopt: no estimate (the next level decides). Never throws.
+  virtual std::optional<Choice> estimate(const Query& q) const noexcept = 0;
+  virtual std::string describe() const = 0;  // "model on profile.json"
+};
+
 class Selector {
  public:
   Selector() = default;
@@ -70,6 +86,10 @@ class Selector {
 
   Selection select(const Query& q, Fallback fb, const Choice* call_choice = nullptr) const noexcept;
 
+  // The model consulted after the rules (nullptr: none).
+  void set_estimator(std::shared_ptr<const Estimator> e) { estimator_ = std::move(e); }
+  const Estimator* estimator() const noexcept { return estimator_.get(); }
+
   // What a selection's reason is, for messages and `tandem info --selection`:
   // "TANDEM_COLL_ALLREDUCE=ring", "rules.txt:3", "built-in default", ...
   std::string describe(Coll c, const Selection& s) const;
@@ -79,7 +99,7 @@ class Selector {
   // latency algorithm below TANDEM_COLL_SMALL bytes per rank, a bandwidth one above.
   Choice builtin(const Query& q) const;
 
-  bool has_settings(Coll c) const noexcept;  // forced or any rule for c
+  bool has_settings(Coll c) const noexcept;  // forced, any rule for c, or a model
   const std::optional<Rules>& rules() const noexcept { return rules_; }
 
  private:
@@ -88,6 +108,7 @@ class Selector {
   bool forced_mpi_[kCollCount] = {};
   std::optional<Rules> rules_;
   std::uint64_t small_ = Config{}.coll_small;
+  std::shared_ptr<const Estimator> estimator_;
 };
 
 // Why `alg` cannot run the call q (empty when it can): an operation it cannot combine in

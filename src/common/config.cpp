@@ -99,6 +99,59 @@ std::string show_coll(const Config& c) {
   return c.coll_forced[I];
 }
 
+// A comma-separated list, each item parsed by `item` into T: false (the list unchanged)
+// when one fails or the list is empty.
+template <class T, class Item>
+bool apply_list(std::string_view v, std::vector<T>& to, Item item) noexcept {
+  try {
+    std::vector<T> out;
+    v = trim(v);
+    while (!v.empty()) {
+      const std::size_t comma = v.find(',');
+      T x{};
+      if (!item(trim(v.substr(0, comma)), x)) return false;
+      out.push_back(x);
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+    if (out.empty()) return false;
+    to = std::move(out);
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+template <class T, class Show>
+std::string show_list(const std::vector<T>& v, Show show) {
+  std::string r;
+  for (const auto& x : v) r += (r.empty() ? "" : ",") + show(x);
+  return r;
+}
+
+// Sizes (K/M/G suffixes).
+template <std::vector<std::uint64_t> Config::*F>
+bool apply_bytes_list(std::string_view v, Config& c, std::string* why) noexcept {
+  return apply_list(v, c.*F, [why](std::string_view t, std::uint64_t& b) { return units::parse_bytes(t, b, UINT64_MAX / 2, why); });
+}
+template <std::vector<std::uint64_t> Config::*F>
+std::string show_bytes_list(const Config& c) {
+  return show_list(c.*F, [](std::uint64_t b) { return units::format_bytes(b); });
+}
+// Counts in Lo..Hi.
+template <std::vector<unsigned> Config::*F, unsigned Lo, unsigned Hi>
+bool apply_uint_list(std::string_view v, Config& c, std::string*) noexcept {
+  return apply_list(v, c.*F, [](std::string_view t, unsigned& u) {
+    std::uint64_t x = 0;
+    if (!units::parse_count(t, x, Hi) || x < Lo) return false;
+    u = static_cast<unsigned>(x);
+    return true;
+  });
+}
+template <std::vector<unsigned> Config::*F>
+std::string show_uint_list(const Config& c) {
+  return show_list(c.*F, [](unsigned u) { return std::to_string(u); });
+}
+
 bool apply_verbose(std::string_view v, Config& c, std::string*) noexcept {
   std::uint64_t u = 0;
   if (!units::parse_count(v, u, 3)) return false;
@@ -241,6 +294,19 @@ const SettingInfo kSettings[] = {
      "tandem's built-in choice (when neither TANDEM_COLL_<COLL> nor a rule decides): latency algorithms below this "
      "many bytes per rank, bandwidth algorithms from it.",
      apply_bytes<&Config::coll_small>, show_bytes<&Config::coll_small>},
+    {"TANDEM_COLL_MODEL", "", "path of a machine profile (`tandem profile`, docs/tuning.md)",
+     "Model-driven selection: where neither TANDEM_COLL_<COLL> nor a rule decides, the algorithm, segment size and "
+     "fan-out the performance model predicts fastest on this profile, per collective, communicator size and size "
+     "class. Under `tandem run` the model's choice then replaces the MPI library's own algorithm, which is no "
+     "candidate of the model: `tandem tune` measures both and writes rules that keep the MPI's where it is faster.",
+     apply_text<&Config::coll_model>, show_string<&Config::coll_model>},
+    {"TANDEM_COLL_MODEL_SEGSIZES", "0,4K,8K,16K,32K,64K,128K,256K,1M", "comma-separated bytes (0: unsegmented)",
+     "Segment sizes the performance model tries for algorithms that take one (`tandem sim`, TANDEM_COLL_MODEL, "
+     "`tandem tune`).",
+     apply_bytes_list<&Config::model_segsizes>, show_bytes_list<&Config::model_segsizes>},
+    {"TANDEM_COLL_MODEL_FANOUTS", "2,4,8", "comma-separated counts 2..1024",
+     "Fan-outs the performance model tries for algorithms that have one, beside their default.",
+     apply_uint_list<&Config::model_fanouts, 2, 1024>, show_uint_list<&Config::model_fanouts>},
     {"TANDEM_MPI", "auto", "auto|openmpi|mpich",
      "Which MPI's preload library `tandem run` uses; auto reads the program's ELF dependencies.",
      apply_word<&Config::mpi, kMpiWords>, show_string<&Config::mpi>},

@@ -13,6 +13,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tandem {
 
@@ -55,6 +56,9 @@ struct Config {
   bool coll_overlap;            // TANDEM_COLL_OVERLAP
   unsigned coll_cache;          // TANDEM_COLL_CACHE
   std::uint64_t coll_small;     // TANDEM_COLL_SMALL (bytes)
+  std::string coll_model;       // TANDEM_COLL_MODEL: machine profile for model-driven selection ("" none)
+  std::vector<std::uint64_t> model_segsizes;  // TANDEM_COLL_MODEL_SEGSIZES (bytes; 0: unsegmented)
+  std::vector<unsigned> model_fanouts;        // TANDEM_COLL_MODEL_FANOUTS
   std::string mpi;              // TANDEM_MPI (used by `tandem run`)
 };
 

@@ -143,3 +143,16 @@ TEST(Config, DefaultsComeFromTheRegistry) {
   EXPECT_EQ(cfg.coll_small, 16384u);
   EXPECT_EQ(cfg.local, "auto");
 }
+
+TEST(Config, ListsOfSizesAndCounts) {
+  Config cfg;
+  EXPECT_EQ(load({"TANDEM_COLL_MODEL_SEGSIZES=0, 8K,1M", "TANDEM_COLL_MODEL_FANOUTS=2,16"}, cfg), "");
+  EXPECT_EQ(cfg.model_segsizes, (std::vector<std::uint64_t>{0, 8192, 1 << 20}));
+  EXPECT_EQ(cfg.model_fanouts, (std::vector<unsigned>{2, 16}));
+  EXPECT_EQ(config_value(cfg, "TANDEM_COLL_MODEL_SEGSIZES"), "0,8K,1M");
+  Config bad;
+  std::string err = load({"TANDEM_COLL_MODEL_SEGSIZES=8K,lots", "TANDEM_COLL_MODEL_FANOUTS=1", "TANDEM_COLL_MODEL_FANOUTS="}, bad);
+  EXPECT_NE(err.find("TANDEM_COLL_MODEL_SEGSIZES='8K,lots'"), std::string::npos) << err;
+  EXPECT_NE(err.find("TANDEM_COLL_MODEL_FANOUTS='1'"), std::string::npos) << err;
+  EXPECT_EQ(bad.model_segsizes, Config{}.model_segsizes);
+}

@@ -80,3 +80,14 @@ TEST(CollChoice, ParsesNameSegmentAndFanout) {
   for (Coll k : all_colls())
     for (const auto& a : algorithms(k)) EXPECT_TRUE(parse_choice(k, a.name, &why)) << coll_name(k) << " " << a.name;
 }
+
+TEST(CollRules, MpiIsTheMpiLibrarysOwn) {
+  std::string why;
+  auto r = parse_rules("tandem-coll-rules 1\nbcast * 0-1K mpi\nbcast * 1K- pipeline:64K\n", "m.rules", &why);
+  ASSERT_TRUE(r) << why;
+  EXPECT_EQ(r->match(Coll::Bcast, 4, 8)->choice.alg, nullptr);
+  EXPECT_NE(format_rules(*r).find("bcast * 0-1024 mpi\n"), std::string::npos) << format_rules(*r);
+  auto again = parse_rules(format_rules(*r), "again", &why);
+  ASSERT_TRUE(again) << why;
+  EXPECT_EQ(format_rules(*again), format_rules(*r));
+}

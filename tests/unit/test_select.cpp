@@ -148,3 +148,54 @@ TEST(Selection, BadSettingsAreErrorsNamingTheVariable) {
       << errors;
   EXPECT_EQ(s.select(query(Coll::Allreduce, 4, 8), Fallback::Mpi).reason, Reason::NoChoice);
 }
+
+namespace {
+// An estimator that always proposes one choice and counts its calls.
+class FixedEstimator final : public Estimator {
+ public:
+  explicit FixedEstimator(std::optional<Choice> c) : c_(c) {}
+  std::optional<Choice> estimate(const Query&) const noexcept override {
+    ++calls;
+    return c_;
+  }
+  std::string describe() const override { return "model on test.json"; }
+  mutable int calls = 0;
+
+ private:
+  std::optional<Choice> c_;
+};
+}  // namespace
+
+TEST(Selection, TheModelComesAfterRulesAndBeforeTheFallback) {
+  Config cfg;
+  cfg.coll_rules = write_rules("tandem-coll-rules 1\nallreduce * 0-1K recursive_doubling\nbcast * 0-64 mpi\n");
+  std::string errors;
+  Selector s = Selector::from_config(cfg, &errors);
+  ASSERT_EQ(errors, "");
+  auto e = std::make_shared<FixedEstimator>(Choice{find_algorithm(Coll::Allreduce, "ring"), 0, 0});
+  s.set_estimator(e);
+  Selection a = s.select(query(Coll::Allreduce, 4, 512), Fallback::Mpi);
+  EXPECT_EQ(a.reason, Reason::Rule);
+  EXPECT_EQ(e->calls, 0);
+  Selection b = s.select(query(Coll::Allreduce, 4, 1 << 20), Fallback::Mpi);
+  EXPECT_EQ(b.reason, Reason::Model);
+  EXPECT_STREQ(b.choice.alg->name, "ring");
+  EXPECT_EQ(s.describe(Coll::Allreduce, b), "model on test.json");
+  // A model's choice that cannot run the call (ring needs a commutative operation) is
+  // passed over for the fallback.
+  Selection c = s.select(query(Coll::Allreduce, 4, 1 << 20, false), Fallback::Mpi);
+  EXPECT_EQ(c.reason, Reason::NoChoice);
+  EXPECT_TRUE(c.mpi());
+  // A rule `mpi`: the MPI library's own under tandem run; the C++ API goes on (to the model).
+  Selection d = s.select(query(Coll::Bcast, 4, 8), Fallback::Mpi);
+  EXPECT_EQ(d.reason, Reason::Rule);
+  EXPECT_TRUE(d.mpi());
+  auto eb = std::make_shared<FixedEstimator>(Choice{find_algorithm(Coll::Bcast, "binomial"), 0, 0});
+  s.set_estimator(eb);
+  Selection f = s.select(query(Coll::Bcast, 4, 8), Fallback::Builtin);
+  EXPECT_EQ(f.reason, Reason::Model);
+  EXPECT_STREQ(f.choice.alg->name, "binomial");
+  // No estimate: the fallback.
+  s.set_estimator(std::make_shared<FixedEstimator>(std::nullopt));
+  EXPECT_EQ(s.select(query(Coll::Gather, 4, 8), Fallback::Builtin).reason, Reason::Default);
+}

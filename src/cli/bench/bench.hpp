@@ -144,6 +144,9 @@ void preflight(Options& o, bool drop_tandem_if_missing, std::string* dropped_why
                const std::vector<std::string>& programs = {"pingpong", "overlap"});
 // The programs' -s, -t, -n and --json.
 std::vector<std::string> program_args(const Options& o, const std::vector<std::uint64_t>& sizes);
+// The plain launch of `program` (its _<mpi> build) with o.np ranks at o.where: the
+// launcher and its options, the program, `args`.
+std::vector<std::string> launch_command(const Options& o, const std::string& program, const std::vector<std::string>& args);
 // Runs argv for its exit status, capturing its standard output (-1: it could not start).
 int run_quietly(const std::vector<std::string>& argv, std::string* out = nullptr);
 

@@ -72,6 +72,10 @@ process::Options run_options(const Options& o, const RunExtras& x) {
 
 }  // namespace
 
+std::vector<std::string> launch_command(const Options& o, const std::string& program, const std::vector<std::string>& args) {
+  return command(o, "plain", program, args);
+}
+
 double loadavg() {
   std::ifstream f("/proc/loadavg");
   double v = kNaN;

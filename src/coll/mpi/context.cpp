@@ -2,15 +2,35 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <set>
 
 #include "coll/mpi/types.hpp"
 #include "common/log.hpp"
+#include "model/estimator.hpp"
 
 namespace tandem::coll {
 
 namespace {
+// Ranks per node of a communicator, as the launcher tells it for the whole job (Open
+// MPI's OMPI_COMM_WORLD_LOCAL_SIZE, MPICH's MPI_LOCALNRANKS); 0 for a communicator
+// smaller than MPI_COMM_WORLD or when the launcher says nothing.
+int ranks_per_node(MPI_Comm comm, int size) noexcept {
+  static const int local = [] {
+    for (const char* v : {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS"})
+      if (const char* e = std::getenv(v)) {
+        const int n = std::atoi(e);
+        if (n > 0) return n;
+      }
+    return 0;
+  }();
+  int world = 0;
+  if (comm != MPI_COMM_WORLD) PMPI_Comm_size(MPI_COMM_WORLD, &world);
+  return comm == MPI_COMM_WORLD || world == size ? std::min(local, size) : 0;
+}
+
 bool rooted(Coll c) { return c == Coll::Bcast || c == Coll::Reduce || c == Coll::Gather || c == Coll::Scatter; }
 bool reduces(Coll c) { return c == Coll::Reduce || c == Coll::Allreduce || c == Coll::ReduceScatterBlock; }
 
@@ -56,6 +76,8 @@ int world_rank() noexcept {
 MpiContext::MpiContext(const Config& cfg, progress::Engine* engine, transport::MpiSource* source)
     : cfg_(cfg), engine_(engine), source_(source) {
   selector_ = Selector::from_config(cfg_, &errors_);
+  model_ = model::estimator_from_config(cfg_, &errors_);
+  selector_.set_estimator(model_);
 }
 
 MpiContext::~MpiContext() { shutdown(); }
@@ -114,6 +136,8 @@ bool MpiContext::describe(const MpiCallSpec& s, Described* d, std::string* why) 
     q.coll = s.coll;
     q.ranks = p;
     q.bytes = a.count * a.elem_size;
+    q.elem_size = a.elem_size;
+    q.ranks_per_node = ranks_per_node(s.comm, p);
     if (reduces(s.coll)) {
       if (s.op == MPI_OP_NULL) return no("MPI_OP_NULL");
       auto t = dtype_of(s.type);
@@ -318,6 +342,19 @@ void MpiContext::recycle(std::unique_ptr<MpiCall> call) noexcept {
 void MpiContext::note(MPI_Comm comm, const Described* d, Coll c, const Selection& s,
                       const std::string& unsupported) noexcept {
   try {
+    // Once, on rank 0: a profile from another transport or machine shape.
+    if (model_ && !model_checked_.exchange(true) && world_rank() == 0) {
+      char lib[MPI_MAX_LIBRARY_VERSION_STRING] = {};
+      int len = 0;
+      PMPI_Get_library_version(lib, &len);
+      const std::string l(lib, static_cast<std::size_t>(std::max(0, len)));
+      const std::string transport = l.find("Open MPI") != std::string::npos ? "mpi:openmpi"
+                                    : l.find("MPICH") != std::string::npos  ? "mpi:mpich"
+                                                                            : "";
+      const int rpn = d ? d->query.ranks_per_node : 0;
+      for (const auto& w : model::mismatches(model_->profile(), transport, rpn, model::host_cpu()))
+        log_message(0, "warning: TANDEM_COLL_MODEL=%s: %s", cfg_.coll_model.c_str(), w.c_str());
+    }
     auto i = static_cast<std::size_t>(c);
     if (!s.why_not.empty() && s.reason != Reason::Invalid && !noted_[i].exchange(true))
       log_message(world_rank(), "%s cannot run this %s (%s): it runs %s", selector_.describe_skipped(c, s).c_str(),

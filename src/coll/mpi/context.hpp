@@ -7,6 +7,7 @@
 #pragma once
 #include <mpi.h>
 
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -16,6 +17,7 @@
 #include "coll/executor.hpp"
 #include "coll/select.hpp"
 #include "common/config.hpp"
+#include "model/estimator.hpp"
 #include "progress/engine.hpp"
 #include "transport/mpi/p2p.hpp"
 #include "transport/mpi/source.hpp"
@@ -141,6 +143,8 @@ class MpiContext {
 
   Config cfg_;
   Selector selector_;
+  std::shared_ptr<const model::ModelEstimator> model_;  // TANDEM_COLL_MODEL, or null
+  std::atomic<bool> model_checked_{false};              // its mismatches said (rank 0)
   std::string errors_;
   std::mutex mu_;
   progress::Engine* engine_;

@@ -1,0 +1,61 @@
+#include "model/predict.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace tandem::model {
+
+std::string reduce_key(coll::DType t, coll::ROp o) {
+  return std::string(coll::dtype_name(t)) + ":" + coll::rop_name(o);
+}
+
+coll::Args Problem::args(const coll::Choice& c) const {
+  coll::Args a;
+  a.coll = coll;
+  a.size = topo.ranks;
+  a.root = root;
+  a.elem_size = elem_size;
+  a.count = elem_size ? bytes / elem_size : 0;
+  a.commutative = commutative;
+  a.segsize = c.segsize;
+  a.fanout = c.fanout;
+  return a;
+}
+
+std::vector<coll::Choice> candidates(const Problem& pb, const Grid& g) {
+  std::vector<coll::Choice> out;
+  // The largest message a segment size can cut: the whole vector for the rooted and
+  // reducing collectives, a block for the others (as the builders segment them).
+  const std::uint64_t msg = pb.bytes;
+  for (const auto& alg : coll::algorithms(pb.coll)) {
+    if (alg.commutative_only && !pb.commutative) continue;
+    std::vector<std::uint64_t> segs{0};
+    if (alg.segmented)
+      for (std::uint64_t s : g.segsizes)
+        if (s > 0 && s < msg && s % pb.elem_size == 0) segs.push_back(s);
+    std::vector<int> fans{0};
+    if (alg.default_fanout)
+      for (int f : g.fanouts)
+        if (f > 0 && f != alg.default_fanout && f < pb.topo.ranks && !(f == 1 && std::string_view(alg.name) == "knomial"))
+          fans.push_back(f);
+    for (std::uint64_t s : segs)
+      for (int f : fans) out.push_back(coll::Choice{&alg, s, f});
+  }
+  return out;
+}
+
+std::vector<Prediction> rank_candidates(const Problem& pb, const std::vector<coll::Choice>& cands, const Profile& p) {
+  std::vector<Prediction> out;
+  out.reserve(cands.size());
+  for (const auto& c : cands) out.push_back({c, simulate(*c.alg, pb.args(c), p, pb.topo, pb.sim).time});
+  std::stable_sort(out.begin(), out.end(), [](const Prediction& a, const Prediction& b) { return a.time < b.time; });
+  return out;
+}
+
+Prediction best(const Problem& pb, const Grid& g, const Profile& p) {
+  auto r = rank_candidates(pb, candidates(pb, g), p);
+  if (r.empty()) throw std::invalid_argument(std::string("no algorithm of ") + coll::coll_name(pb.coll) + " can run this call");
+  return r.front();
+}
+
+}  // namespace tandem::model

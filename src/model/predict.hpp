@@ -1,0 +1,57 @@
+// Predictions over candidates: every algorithm of a collective at every segment size and
+// fan-out of a grid, ranked by the simulator. What model-driven selection, `tandem sim`
+// and the tuner's model-only and model-guided methods use. Free of MPI.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "coll/algorithms.hpp"
+#include "coll/reduce_ops.hpp"
+#include "model/profile.hpp"
+#include "model/sim.hpp"
+
+namespace tandem::model {
+
+// The profile's reduce table for a datatype and operation: "float:sum", "double:max", ...
+std::string reduce_key(coll::DType t, coll::ROp o);
+
+// The parameters tried for each algorithm: segment sizes (0: unsegmented) for algorithms
+// that take one, fan-outs for those that have one (0: the algorithm's default).
+struct Grid {
+  std::vector<std::uint64_t> segsizes{0};
+  std::vector<int> fanouts{0};
+};
+
+// One call to cost: the collective, the ranks and where they are, the bytes each rank
+// contributes (as coll::Query::bytes: count x datatype size), the element size and the
+// reduction's table.
+struct Problem {
+  coll::Coll coll = coll::Coll::Barrier;
+  Topology topo;
+  std::uint64_t bytes = 0;
+  std::uint32_t elem_size = 1;
+  bool commutative = true;
+  int root = 0;
+  SimOptions sim;
+  coll::Args args(const coll::Choice& c) const;  // the call for a candidate
+};
+
+struct Prediction {
+  coll::Choice choice;
+  double time = 0;  // simulated seconds
+};
+
+// Every candidate that can run the problem: each algorithm (but those that need a
+// commutative operation when it is not), at each grid segment size below the message
+// (segmented algorithms) and fan-out (algorithms with one). Equivalent candidates (a
+// segment size at least the message's: the same schedule as none) appear once.
+std::vector<coll::Choice> candidates(const Problem& pb, const Grid& g);
+
+// Simulates each candidate; by increasing time (ties: the order of candidates()).
+std::vector<Prediction> rank_candidates(const Problem& pb, const std::vector<coll::Choice>& cands, const Profile& p);
+
+// The fastest candidate.
+Prediction best(const Problem& pb, const Grid& g, const Profile& p);
+
+}  // namespace tandem::model

@@ -1,0 +1,131 @@
+// The autotuner: for each point {collective, rank count, message size} it chooses the
+// fastest variant (one of tandem's algorithms with a segment size and fan-out, or the MPI
+// library's own algorithm), by one of the search methods of Vadhiyar, Fagg and Dongarra
+// and the model, measuring through a Measurer the caller provides (the CLI launches the
+// benchmark program). Free of MPI and of processes: the search is tested on synthetic
+// measurers.
+//
+// Methods (Method):
+//   Exhaustive  every candidate at every point
+//   MGD         per algorithm, a descent over the segment sizes: from a start (the best
+//               segment size of the previous size, else the middle of the grid) to the
+//               neighbour that is faster, until none is
+//   SMGD        the scanning descent with pruning: segment sizes from the smallest up,
+//               stopped at the first that is slower; an algorithm whose first measurement
+//               is more than `prune` times the best first one (or the MPI default) is
+//               dropped
+//               (both descents step every algorithm at once, one measurement run a round)
+//   Pipeline    the pipeline shortcut: a tree's segment size from its longest edge alone
+//               (the profile's point-to-point time t(s) between nodes: the time of a
+//               segmented tree is about (depth + n/s - 1) t(s)); then one measurement per
+//               algorithm
+//   Model       the simulator's ranking only, nothing measured
+//   Guided      the simulator's ranking, then the `guided_top` best candidates measured
+// Every method but Model also measures the MPI library's own algorithm (its default), so
+// a point never gets a choice slower than it.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "coll/algorithms.hpp"
+#include "model/predict.hpp"
+#include "model/profile.hpp"
+
+namespace tandem::tune {
+
+enum class Method { Exhaustive, MGD, SMGD, Pipeline, Model, Guided };
+const char* method_name(Method m);
+std::optional<Method> parse_method(const std::string& s);
+
+// What runs a call: tandem's algorithm, or (alg == nullptr) the MPI library's own; for
+// the MPI's own, `mpi_alg` may force one of its algorithms (Open MPI's coll_tuned number,
+// MPICH's name) with its segment size.
+struct Variant {
+  coll::Choice choice;       // alg == nullptr: the MPI library's
+  std::string mpi_alg;       // "" the MPI's default; else its algorithm (number or name)
+  std::uint64_t mpi_segsize = 0;
+  std::string label() const;  // "ring:32K", "mpi", "mpi:3:32K"
+  bool is_mpi() const { return choice.alg == nullptr; }
+};
+
+struct Point {
+  coll::Coll coll = coll::Coll::Allreduce;
+  int ranks = 2;
+  std::uint64_t bytes = 0;  // one rank's contribution, as coll::Query::bytes
+  std::string key() const;  // "allreduce/4/65536"
+};
+
+// Measures variants at a point: the median time in seconds of each (NaN: it failed).
+// Called with several variants at once where the method allows (one launch for them all).
+using Measurer = std::function<std::vector<double>(const Point&, const std::vector<Variant>&)>;
+
+struct Options {
+  Method method = Method::SMGD;
+  model::Grid grid;                 // segment sizes and fan-outs
+  double prune = 1.5;               // SMGD: drop an algorithm this many times the best
+  int guided_top = 3;               // Guided: candidates measured
+  bool include_mpi_default = true;  // measure the MPI library's default at every point
+  std::vector<Variant> mpi_variants;  // the MPI's own algorithms to measure too (exports)
+  std::uint32_t elem_size = 4;      // reductions' datatype size (float)
+  int ranks_per_node = 1;
+};
+
+struct Outcome {
+  Point point;
+  Variant best;                 // the fastest measured (Model: predicted)
+  double best_time = 0;         // its measured time (Model: predicted), seconds
+  double mpi_default_time = -1; // the MPI library's default, measured (-1: not)
+  double predicted = -1;        // the model's time for `best` (-1: no profile)
+  Variant best_mpi;             // the fastest of the MPI's own variants measured
+  double best_mpi_time = -1;
+  std::map<std::string, double> measured;   // label -> seconds, every variant measured here
+  std::map<std::string, double> predictions;  // label -> seconds, with a profile
+  int experiments = 0;          // variants measured at this point (cached ones not counted)
+};
+
+// The results measured so far, by point key and variant label: what makes an interrupted
+// tuning resume without measuring again.
+struct Store {
+  std::map<std::string, std::map<std::string, double>> times;
+  std::optional<double> get(const Point& p, const Variant& v) const;
+  void put(const Point& p, const Variant& v, double seconds);
+  std::string to_json() const;
+  static Store from_json(const std::string& text, const std::string& name);  // throws naming the file
+};
+
+class Tuner {
+ public:
+  // `profile` may be null for methods that need no model (Exhaustive, MGD, SMGD).
+  Tuner(Options o, Measurer m, const model::Profile* profile, Store* store);
+  Outcome tune(const Point& p);
+  // Every candidate variant of tandem at the point (the exhaustive search's set).
+  std::vector<Variant> candidates(const Point& p) const;
+  int experiments() const { return experiments_; }
+
+ private:
+  double measure_one(const Point& p, const Variant& v, Outcome& out);
+  std::vector<double> measure(const Point& p, const std::vector<Variant>& vs, Outcome& out);
+  model::Problem problem(const Point& p) const;
+  std::vector<std::uint64_t> segments_for(const coll::Algorithm& a, const Point& p) const;
+  std::vector<int> fanouts_for(const coll::Algorithm& a, const Point& p) const;
+  void descend_all(const Point& p, bool scan, std::vector<Variant> first_batch, Outcome& out);
+
+  Options o_;
+  Measurer m_;
+  const model::Profile* profile_;
+  Store* store_;
+  int experiments_ = 0;
+  std::map<std::string, std::uint64_t> last_seg_;  // MGD warm start: algorithm -> segment size
+};
+
+// The tandem rules that reproduce the outcomes: per collective and rank count, each
+// tuned size's choice over the range from the geometric midpoint with the size below to
+// the one with the size above (the first from 0, the last to infinity); a point whose
+// best is the MPI library's own gives an `mpi` line.
+std::string rules_text(const std::vector<Outcome>& outcomes, const std::string& comment);
+
+}  // namespace tandem::tune

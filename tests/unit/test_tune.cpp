@@ -1,0 +1,184 @@
+// The autotuner's search methods on synthetic measurers (times as a known function of the
+// variant), its state for resuming, and the rules it writes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+
+#include "coll/rules.hpp"
+#include "model/profile.hpp"
+#include "tune/tuner.hpp"
+
+using namespace tandem;
+using tune::Method;
+using tune::Point;
+using tune::Variant;
+
+namespace {
+
+// A bowl over log2(segment size) per algorithm: best at 2^(10 + index of the algorithm),
+// each algorithm slower than the one before by `step`; unsegmented = 2^30; the MPI's
+// default at `mpi` seconds.
+struct Bowl {
+  double mpi = 1.0, step = 0.1;
+  int calls = 0;
+  std::map<std::string, int> per_label;
+  std::vector<double> operator()(const Point& p, const std::vector<Variant>& vs) {
+    ++calls;
+    std::vector<double> t;
+    for (const auto& v : vs) {
+      ++per_label[v.label()];
+      if (v.is_mpi()) {
+        t.push_back(mpi);
+        continue;
+      }
+      int idx = 0;
+      for (const auto& a : coll::algorithms(p.coll)) {
+        if (&a == v.choice.alg) break;
+        ++idx;
+      }
+      const double seg = v.choice.segsize ? static_cast<double>(v.choice.segsize) : std::pow(2.0, 30);
+      t.push_back(0.1 + step * idx + 0.01 * std::abs(std::log2(seg) - (10 + idx)) + 0.001 * v.choice.fanout);
+    }
+    return t;
+  }
+};
+
+tune::Options opts(Method m) {
+  tune::Options o;
+  o.method = m;
+  o.grid.segsizes = {0, 1024, 2048, 4096, 8192, 16384, 32768, 65536};
+  o.grid.fanouts = {0};
+  return o;
+}
+
+const Point kBcast{coll::Coll::Bcast, 8, 1 << 20};
+
+}  // namespace
+
+TEST(Tune, ExhaustiveMeasuresEveryCandidateAndFindsTheBest) {
+  Bowl b;
+  tune::Tuner t(opts(Method::Exhaustive), std::ref(b), nullptr, nullptr);
+  const auto out = t.tune(kBcast);
+  EXPECT_EQ(out.experiments, static_cast<int>(t.candidates(kBcast).size()) + 1);
+  // The first algorithm at its optimum 2^10.
+  EXPECT_EQ(out.best.choice.alg, &coll::algorithms(coll::Coll::Bcast).front());
+  EXPECT_EQ(out.best.choice.segsize, 1024u);
+  EXPECT_NEAR(out.best_time, 0.1, 1e-12);
+  EXPECT_DOUBLE_EQ(out.mpi_default_time, 1.0);
+}
+
+TEST(Tune, DescentsFindEachAlgorithmsOptimumWithFewerExperiments) {
+  Bowl ex, mgd, smgd;
+  tune::Tuner te(opts(Method::Exhaustive), std::ref(ex), nullptr, nullptr);
+  tune::Tuner tm(opts(Method::MGD), std::ref(mgd), nullptr, nullptr);
+  auto so = opts(Method::SMGD);
+  so.prune = 100;  // no pruning: every algorithm scanned to its optimum
+  tune::Tuner ts(so, std::ref(smgd), nullptr, nullptr);
+  const auto e = te.tune(kBcast), m = tm.tune(kBcast), s = ts.tune(kBcast);
+  EXPECT_EQ(m.best.label(), e.best.label());
+  EXPECT_EQ(s.best.label(), e.best.label());
+  EXPECT_LT(m.experiments, e.experiments);
+  EXPECT_LT(s.experiments, e.experiments);
+  // Each segmented algorithm's best segment size was measured by both descents.
+  int idx = 0;
+  for (const auto& a : coll::algorithms(coll::Coll::Bcast)) {
+    if (a.segmented) {
+      const std::uint64_t opt = std::uint64_t{1} << (10 + idx);
+      if (opt <= 65536) {
+        Variant v{coll::Choice{&a, opt, 0}, "", 0};
+        EXPECT_TRUE(m.measured.count(v.label())) << v.label();
+        EXPECT_TRUE(s.measured.count(v.label())) << v.label();
+      }
+    }
+    ++idx;
+  }
+}
+
+TEST(Tune, ScanningDescentPrunesSlowAlgorithms) {
+  Bowl b;
+  b.step = 10;  // every algorithm after the first is 100x slower than the first
+  auto o = opts(Method::SMGD);
+  o.prune = 1.5;
+  tune::Tuner t(o, std::ref(b), nullptr, nullptr);
+  const auto out = t.tune(kBcast);
+  EXPECT_EQ(out.best.choice.alg, &coll::algorithms(coll::Coll::Bcast).front());
+  // Pruned ones were measured once, at their smallest segment size.
+  for (const auto& a : coll::algorithms(coll::Coll::Bcast)) {
+    if (&a == &coll::algorithms(coll::Coll::Bcast).front() || !a.segmented) continue;
+    int n = 0;
+    for (const auto& [label, k] : b.per_label)
+      if (label.rfind(std::string(a.name) + ":", 0) == 0 || label == a.name) n += k;
+    EXPECT_EQ(n, 1) << a.name;
+  }
+}
+
+TEST(Tune, TheMpiDefaultWinsWhereItIsFaster) {
+  Bowl b;
+  b.mpi = 0.05;
+  tune::Tuner t(opts(Method::SMGD), std::ref(b), nullptr, nullptr);
+  const auto out = t.tune(kBcast);
+  EXPECT_TRUE(out.best.is_mpi());
+  EXPECT_EQ(out.best.label(), "mpi");
+}
+
+TEST(Tune, AStoreResumesWithoutMeasuringAgain) {
+  Bowl b1, b2;
+  tune::Store store;
+  tune::Tuner t1(opts(Method::MGD), std::ref(b1), nullptr, &store);
+  const auto a = t1.tune(kBcast);
+  const auto again = tune::Store::from_json(store.to_json(), "state.json");
+  tune::Store s2 = again;
+  tune::Tuner t2(opts(Method::MGD), std::ref(b2), nullptr, &s2);
+  const auto b = t2.tune(kBcast);
+  EXPECT_EQ(b2.calls, 0);
+  EXPECT_EQ(b.experiments, 0);
+  EXPECT_EQ(b.best.label(), a.best.label());
+  EXPECT_THROW(tune::Store::from_json("{\"format\": \"tandem-tune-state\", \"version\": 2}", "s.json"), std::runtime_error);
+  EXPECT_THROW(tune::Store::from_json("{\"format\": \"tandem-tune", "s.json"), std::runtime_error);
+}
+
+TEST(Tune, ModelAndGuidedMethodsUseTheProfile) {
+  const model::Profile p = model::synthetic_profile(model::superpod_sheet());
+  Bowl b;
+  EXPECT_THROW(tune::Tuner(opts(Method::Model), std::ref(b), nullptr, nullptr), std::invalid_argument);
+  tune::Tuner tm(opts(Method::Model), std::ref(b), &p, nullptr);
+  const auto m = tm.tune(kBcast);
+  EXPECT_EQ(b.calls, 0);
+  EXPECT_GT(m.predicted, 0);
+  EXPECT_DOUBLE_EQ(m.best_time, m.predicted);
+  auto go = opts(Method::Guided);
+  go.guided_top = 3;
+  tune::Tuner tg(go, std::ref(b), &p, nullptr);
+  const auto g = tg.tune(kBcast);
+  EXPECT_EQ(g.experiments, 4);  // the MPI default and the model's three best
+  tune::Tuner tp(opts(Method::Pipeline), std::ref(b), &p, nullptr);
+  const auto pl = tp.tune(kBcast);
+  // One per algorithm (fan-outs: the defaults only) and the MPI's default.
+  EXPECT_EQ(pl.experiments, static_cast<int>(coll::algorithms(coll::Coll::Bcast).size()) + 1);
+}
+
+TEST(Tune, RulesCoverTheSizesBetweenPoints) {
+  Bowl b;
+  b.mpi = 0.05;
+  tune::Tuner t(opts(Method::SMGD), std::ref(b), nullptr, nullptr);
+  std::vector<tune::Outcome> outs;
+  outs.push_back(t.tune({coll::Coll::Bcast, 8, 1024}));
+  Bowl slow_mpi;
+  tune::Tuner t2(opts(Method::SMGD), std::ref(slow_mpi), nullptr, nullptr);
+  outs.push_back(t2.tune({coll::Coll::Bcast, 8, 1 << 20}));
+  const std::string text = tune::rules_text(outs, "test\nrules");
+  std::string why;
+  auto r = coll::parse_rules(text, "tuned.rules", &why);
+  ASSERT_TRUE(r) << why << "\n" << text;
+  ASSERT_EQ(r->rules.size(), 2u);
+  const coll::Rule* small = r->match(coll::Coll::Bcast, 8, 0);
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(small->choice.alg, nullptr);  // mpi
+  EXPECT_EQ(r->match(coll::Coll::Bcast, 8, 32 * 1024), small);  // sqrt(1K x 1M) = 32K: still the first
+  const coll::Rule* big = r->match(coll::Coll::Bcast, 8, 32 * 1024 + 1);
+  ASSERT_NE(big, nullptr);
+  EXPECT_NE(big->choice.alg, nullptr);
+  EXPECT_EQ(r->match(coll::Coll::Bcast, 8, std::uint64_t{1} << 40), big);
+  EXPECT_EQ(r->match(coll::Coll::Bcast, 4, 1024), nullptr);  // tuned for 8 ranks only
+}
