@@ -118,12 +118,12 @@ model::P2PTable run_logp(const ProfOpts& o, const std::string& where, const std:
     q.os = j["os_us"].get<double>() * 1e-6;
     q.orecv = j["or_us"].get<double>() * 1e-6;
     q.g = j["g_us"].get<double>() * 1e-6;
-    // A lone message takes rtt/2. Where the parts measured apart add up to more (on shared
-    // memory the receive's copy is the transfer: g and or count it twice), the receive
-    // overhead is what is left, as the paper derives or + g from the round trip.
-    const double rest = q.rtt / 2 - q.os - q.g;
-    if (q.orecv > rest) q.orecv = std::max(0.0, rest);
-    q.L = std::max(0.0, q.rtt / 2 - q.os - q.g - q.orecv);
+    // A lone message takes rtt/2: L is what the parts leave of it. The receive overhead is
+    // at most what the send's leaves (on shared memory the receive's copy is the transfer,
+    // so g and or count it twice; the paper derives or + g from the round trip); L is
+    // negative where a lone message beats a stream's gap (a token bucket's burst).
+    q.orecv = std::min(q.orecv, std::max(0.0, q.rtt / 2 - q.os));
+    q.L = std::max(-q.g, q.rtt / 2 - q.os - q.g - q.orecv);  // os alone may exceed rtt/2 by noise
     q.ci = j["ci"].get<double>();
     q.reps = j["reps"].get<int>();
     if (library && j.contains("library")) *library = j["library"].get<std::string>();

@@ -1,5 +1,7 @@
 #include <fmt/format.h>
 
+#include <filesystem>
+
 #include <cstdlib>
 #include <stdexcept>
 
@@ -12,11 +14,15 @@ void add_run(CLI::App& app) {
   auto* cmd = app.add_subcommand("run", "Run a launcher command with every rank under tandem's preload library");
   struct Opts {
     bool stats = false;
+    std::string record;
     std::string mpi;
     std::vector<std::string> command;
   };
   auto opts = std::make_shared<Opts>();
   cmd->add_flag("--stats", opts->stats, "Print one statistics line per rank at MPI_Finalize (TANDEM_STATS=1)");
+  cmd->add_option("--record", opts->record,
+                  "Record the collectives the program calls (collective, ranks, bytes, datatype, how often) into this "
+                  "file at MPI_Finalize, for `tandem tune --from` (TANDEM_COLL_RECORD)");
   cmd->add_option("--mpi", opts->mpi, "The program's MPI (default: TANDEM_MPI, else detected)")
       ->check(CLI::IsMember({"openmpi", "mpich"}));
   cmd->add_option("command", opts->command, "The launcher command, after --, e.g. -- mpirun -np 2 ./app")
@@ -35,6 +41,8 @@ void add_run(CLI::App& app) {
     }
     Env extra;
     if (opts->stats) extra.emplace_back("TANDEM_STATS", "1");
+    if (!opts->record.empty())
+      extra.emplace_back("TANDEM_COLL_RECORD", std::filesystem::absolute(opts->record).string());
     extra.emplace_back("TANDEM_MPI", mpi);
     if (mpi == "openmpi" && cfg.eager_limit > 0) {
       // Open MPI reads these from the environment of mpirun and passes them to every rank.

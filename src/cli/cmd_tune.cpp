@@ -8,9 +8,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -34,8 +36,9 @@ struct TuneOpts {
   std::string where = "vcluster";
   int np = 4;
   int ranks_per_node = 0;
-  std::vector<std::string> colls{"allreduce"};
+  std::vector<std::string> colls;  // default allreduce (with --from: every recorded one)
   std::vector<std::string> sizes;
+  std::string from;  // a record of `tandem run --record`
   std::string method = "smgd";
   ProfileOpts prof;
   GridOpts grid;
@@ -43,9 +46,10 @@ struct TuneOpts {
   int top = 3;
   double budget = 0.3;  // seconds per variant and size (coll_bench -t)
   int timeout = 600;
-  std::string output, state, report;
+  std::string output, state, report, plot;
   bool no_mpi_default = false;
   bool fresh = false;
+  std::string replay;  // a state file to take every measurement from (no runs)
 };
 
 std::string read_file(const std::string& path) {
@@ -131,6 +135,79 @@ void progress_line(std::size_t done, std::size_t total, double elapsed) {
   if (done == total) fmt::print(stderr, "\n");
 }
 
+// The report's figure: predicted against measured time of every variant measured (as
+// the paper's figure 2), and, per collective at its largest size, time against segment
+// size per segmented algorithm, measured and predicted (as its figures 7 to 9).
+plot::Figure report_figure(const std::vector<tune::Outcome>& outs) {
+  plot::Figure f;
+  f.title = "tandem tune: the model against measurements";
+  plot::Panel scatter = bench::panel("predicted against measured",
+                                     bench::axis("measured", plot::Scale::Log, plot::Format::Microseconds),
+                                     bench::axis("predicted", plot::Scale::Log, plot::Format::Microseconds));
+  std::map<std::string, plot::Series> by_coll;
+  double lo = INFINITY, hi = 0;
+  for (const auto& o : outs)
+    for (const auto& [label, t] : o.measured) {
+      auto it = o.predictions.find(label);
+      if (it == o.predictions.end() || !(t > 0) || !(it->second > 0)) continue;
+      auto& s = by_coll[coll::coll_name(o.point.coll)];
+      s.name = coll::coll_name(o.point.coll);
+      s.lines = false;
+      s.x.push_back(t * 1e6);
+      s.y.push_back(it->second * 1e6);
+      lo = std::min({lo, t * 1e6, it->second * 1e6});
+      hi = std::max({hi, t * 1e6, it->second * 1e6});
+    }
+  for (auto& [n, s] : by_coll) scatter.series.push_back(s);
+  if (hi > 0) {
+    plot::Series diag = bench::series("predicted = measured", "#7f7f7f", true, false);
+    diag.x = {lo, hi};
+    diag.y = {lo, hi};
+    scatter.series.push_back(diag);
+  }
+  f.panels.push_back(scatter);
+  std::map<int, const tune::Outcome*> largest;
+  for (const auto& o : outs) {
+    auto& l = largest[static_cast<int>(o.point.coll)];
+    if (!l || o.point.bytes > l->point.bytes) l = &o;
+  }
+  for (const auto& [c, o] : largest) {
+    plot::Panel p = bench::panel(fmt::format("{} {}: time against segment size", coll::coll_name(o->point.coll),
+                                             bench::fmt_size(o->point.bytes)),
+                                 bench::size_axis(), bench::axis("time", plot::Scale::Log, plot::Format::Microseconds));
+    p.x.label = "segment size";
+    for (const auto& a : coll::algorithms(o->point.coll)) {
+      if (!a.segmented) continue;
+      plot::Series m = bench::series(std::string(a.name) + " measured", ""), pr = bench::series(std::string(a.name) + " predicted", "", true);
+      for (const auto& [label, t] : o->measured) {
+        std::string why;
+        auto ch = coll::parse_choice(o->point.coll, label, &why);
+        if (!ch || ch->alg != &a || ch->fanout != 0 || ch->segsize == 0) continue;
+        m.x.push_back(static_cast<double>(ch->segsize));
+        m.y.push_back(t * 1e6);
+        auto it = o->predictions.find(label);
+        pr.x.push_back(static_cast<double>(ch->segsize));
+        pr.y.push_back(it != o->predictions.end() ? it->second * 1e6 : bench::kNaN);
+      }
+      if (m.x.size() < 2) continue;
+      // in order of segment size
+      std::vector<std::size_t> idx(m.x.size());
+      for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
+      std::sort(idx.begin(), idx.end(), [&](std::size_t i, std::size_t j) { return m.x[i] < m.x[j]; });
+      plot::Series ms = m, ps = pr;
+      for (std::size_t k = 0; k < idx.size(); ++k)
+        ms.x[k] = m.x[idx[k]], ms.y[k] = m.y[idx[k]], ps.x[k] = pr.x[idx[k]], ps.y[k] = pr.y[idx[k]];
+      p.series.push_back(ms);
+      p.series.push_back(ps);
+    }
+    // A predicted series takes its measured one's colour.
+    static const char* const kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+    for (std::size_t i = 0; i < p.series.size(); ++i) p.series[i].color = kColors[(i / 2) % std::size(kColors)];
+    f.panels.push_back(p);
+  }
+  return f;
+}
+
 int run_tune(const TuneOpts& o) {
   auto method = tune::parse_method(o.method);
   if (!method) throw std::runtime_error("unknown method `" + o.method + "`");
@@ -157,9 +234,68 @@ int run_tune(const TuneOpts& o) {
     write_file_atomically(state_file, store.to_json());  // the tuner has put the previous ones
     return t;
   };
-  tune::Tuner tuner(to, measurer, profile ? &*profile : nullptr, &store);
+  // --replay: the measurements of an earlier tuning (an exhaustive one) stand in for runs,
+  // so methods can be compared on the same times, and their experiments counted.
+  std::optional<tune::Store> replayed;
+  if (!o.replay.empty()) {
+    if (access(o.replay.c_str(), R_OK) != 0) throw std::runtime_error("cannot read tuning state " + o.replay);
+    replayed = tune::Store::from_json(read_file(o.replay), o.replay);
+    measurer = [&](const tune::Point& p, const std::vector<tune::Variant>& vs) {
+      std::vector<double> t;
+      for (const auto& v : vs) {
+        auto x = replayed->get(p, v);
+        if (!x)
+          throw std::runtime_error(fmt::format("--replay {}: no measurement of {} at {} (make it with --method exhaustive "
+                                               "and the same grid)", o.replay, v.label(), p.key()));
+        t.push_back(*x);
+      }
+      ++bm.launches;
+      return t;
+    };
+    store = tune::Store{};  // count every experiment the method asks for
+  }
+  tune::Tuner tuner(to, measurer, profile ? &*profile : nullptr, replayed ? nullptr : &store);
   std::vector<tune::Point> points;
-  for (const auto& cname : o.colls) {
+  if (!o.from.empty()) {
+    // The calls a program made, most frequent first; those of other rank counts than
+    // --np, and reductions' sizes the benchmark's float cannot express, are said and left.
+    std::ifstream in(o.from);
+    if (!in) throw std::runtime_error("cannot read the record " + o.from);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json j = json::parse(ss.str(), nullptr, false);
+    if (!j.is_object() || j.value("format", "") != "tandem-coll-record" || !j.contains("calls") || !j["calls"].is_array())
+      throw std::runtime_error("the record " + o.from + " is not a `tandem run --record` file (truncated?)");
+    if (j.value("version", 0) != 1) throw std::runtime_error("the record " + o.from + " has a version this tandem cannot read");
+    std::vector<std::pair<std::uint64_t, tune::Point>> calls;
+    std::map<int, std::uint64_t> other_ranks;
+    for (const auto& e : j["calls"]) {
+      auto c = coll::parse_coll(e.value("collective", ""));
+      if (!c) throw std::runtime_error("the record " + o.from + " names an unknown collective " + e.dump());
+      if (!o.colls.empty() && std::find(o.colls.begin(), o.colls.end(), coll::coll_name(*c)) == o.colls.end()) continue;
+      const int ranks = e.value("ranks", 0);
+      const std::uint64_t bytes = e.value("bytes", std::uint64_t{0}), n = e.value("calls", std::uint64_t{0});
+      if (ranks != o.np) {
+        other_ranks[ranks] += n;
+        continue;
+      }
+      const bool reduces = *c == coll::Coll::Reduce || *c == coll::Coll::Allreduce || *c == coll::Coll::ReduceScatterBlock;
+      if ((reduces && bytes % 4) || bytes > bench::kMaxSize) {
+        fmt::print(stderr, "tandem tune: {} of {} bytes left out (the benchmark times reductions on floats, up to 2 GiB)\n",
+                   coll::coll_name(*c), bytes);
+        continue;
+      }
+      calls.push_back({n, tune::Point{*c, ranks, bytes}});
+    }
+    for (const auto& [r, n] : other_ranks)
+      fmt::print(stderr, "tandem tune: {} calls on {} ranks left out (tuning {} ranks: run again with --np {})\n", n, r,
+                 o.np, r);
+    std::stable_sort(calls.begin(), calls.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [n, p] : calls) points.push_back(p);
+    if (points.empty()) throw std::runtime_error("the record " + o.from + " has no call to tune on " + std::to_string(o.np) + " ranks");
+  }
+  for (const auto& cname : o.from.empty() ? (o.colls.empty() ? std::vector<std::string>{"allreduce"} : o.colls)
+                                          : std::vector<std::string>{}) {
     auto c = coll::parse_coll(cname);
     if (!c) throw std::runtime_error("unknown collective `" + cname + "`");
     std::vector<std::uint64_t> sizes;
@@ -177,7 +313,7 @@ int run_tune(const TuneOpts& o) {
   progress_line(0, points.size(), 0);
   for (const auto& p : points) {
     outcomes.push_back(tuner.tune(p));
-    write_file_atomically(state_file, store.to_json());
+    if (!replayed) write_file_atomically(state_file, store.to_json());
     progress_line(outcomes.size(), points.size(), std::chrono::duration<double>(Clock::now() - t0).count());
   }
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -196,10 +332,26 @@ int run_tune(const TuneOpts& o) {
               {"launches", bm.launches}, {"measure_seconds", bench::round3(bm.seconds)}, {"wall_seconds", bench::round3(wall)},
               {"profile", profile ? o.prof.describe() : ""}, {"points", json::array()}};
   auto t = [](double s) { return s > 0 && std::isfinite(s) ? bench::fmt_time(s * 1e6) : std::string("-"); };
+  int within = 0;
   for (const auto& out : outcomes) {
     const double speedup = out.mpi_default_time > 0 ? out.mpi_default_time / out.best_time : bench::kNaN;
-    rows.push_back({coll::coll_name(out.point.coll), bench::fmt_size(out.point.bytes), out.best.label(), t(out.best_time),
-                    t(out.predicted), t(out.mpi_default_time), bench::fmt_ratio(speedup), std::to_string(out.experiments)});
+    std::vector<std::string> row{coll::coll_name(out.point.coll), bench::fmt_size(out.point.bytes), out.best.label(),
+                                 t(out.best_time), t(out.predicted), t(out.mpi_default_time), bench::fmt_ratio(speedup),
+                                 std::to_string(out.experiments)};
+    if (replayed) {
+      // Against the best of every measurement of the replayed state at this point.
+      double opt = bench::kNaN;
+      std::string opt_label;
+      auto it = replayed->times.find(out.point.key());
+      if (it != replayed->times.end())
+        for (const auto& [l, v] : it->second)
+          if (std::isfinite(v) && v > 0 && l.rfind("mpi:", 0) != 0 && !(v >= opt)) opt = v, opt_label = l;
+      auto mine = replayed->get(out.point, out.best);
+      const double r = mine && std::isfinite(opt) ? *mine / opt : bench::kNaN;
+      if (r <= 1.05) ++within;
+      row.insert(row.end(), {opt_label, t(opt), bench::fmt_ratio(r)});
+    }
+    rows.push_back(row);
     json m = json::object(), pr = json::object();
     for (const auto& [l, v] : out.measured) m[l] = bench::num(v * 1e6);
     for (const auto& [l, v] : out.predictions) pr[l] = bench::num(v * 1e6);
@@ -211,11 +363,54 @@ int run_tune(const TuneOpts& o) {
                              {"speedup_over_mpi_default", bench::num(speedup)}, {"experiments", out.experiments},
                              {"measured_us", m}, {"predicted_candidates_us", pr}});
   }
-  bench::print_table({"collective", "bytes", "choice", "measured", "predicted", "mpi default", "speedup", "experiments"},
-                     rows);
+  std::vector<std::string> head{"collective", "bytes", "choice", "measured", "predicted", "mpi default", "speedup",
+                                "experiments"};
+  if (replayed) head.insert(head.end(), {"exhaustive best", "its time", "choice/best"});
+  bench::print_table(head, rows);
+  if (replayed) {
+    fmt::print("within 1.05x of the exhaustive best at {} of {} points\n", within, outcomes.size());
+    doc["within_1_05_of_exhaustive"] = within;
+    doc["replayed"] = o.replay;
+  }
   fmt::print("{} experiments in {} launches, {:.0f} s (an exhaustive search: {} experiments){}\n", tuner.experiments(),
              bm.launches, wall, exhaustive, o.output.empty() ? "" : "; rules in " + o.output);
+  if (profile) {
+    // The model against the measurements: the error of every prediction of a variant that
+    // was measured, and per point and segmented algorithm the measured time at the segment
+    // size the model predicts best over the measured ones, against the best measured.
+    std::vector<double> errors, seg_ratios;
+    for (const auto& out : outcomes) {
+      std::map<std::string, std::pair<double, double>> by_alg;  // algorithm -> (best measured, measured at predicted best)
+      std::map<std::string, double> pred_best;
+      for (const auto& [label, t] : out.measured) {
+        auto it = out.predictions.find(label);
+        if (it == out.predictions.end() || !(t > 0)) continue;
+        errors.push_back(std::abs(it->second - t) / t);
+        std::string why;
+        auto ch = coll::parse_choice(out.point.coll, label, &why);
+        if (!ch || !ch->alg->segmented || ch->fanout) continue;
+        const std::string a = ch->alg->name;
+        auto& [best, at_pred] = by_alg.try_emplace(a, INFINITY, INFINITY).first->second;
+        best = std::min(best, t);
+        auto pb = pred_best.find(a);
+        if (pb == pred_best.end() || it->second < pb->second) pred_best[a] = it->second, at_pred = t;
+      }
+      for (const auto& [a, v] : by_alg)
+        if (std::isfinite(v.first) && std::isfinite(v.second)) seg_ratios.push_back(v.second / v.first);
+    }
+    const auto within = std::count_if(seg_ratios.begin(), seg_ratios.end(), [](double r) { return r <= 1.10; });
+    const double med_err = errors.empty() ? bench::kNaN : bench::median_of(errors);
+    fmt::print("model: median error {:.1f}% over {} measured variants; the predicted best segment size is within 1.10x "
+               "of the measured best for {} of {} (point, algorithm) pairs{}\n",
+               med_err * 100, errors.size(), within, seg_ratios.size(),
+               seg_ratios.empty() ? "" : fmt::format(" (worst {:.2f}x)", *std::max_element(seg_ratios.begin(), seg_ratios.end())));
+    doc["model_median_error"] = bench::num(med_err);
+    doc["model_predictions_compared"] = errors.size();
+    doc["model_segsize_within_1_10"] = within;
+    doc["model_segsize_pairs"] = seg_ratios.size();
+  }
   if (!o.report.empty()) write_file_atomically(o.report, doc.dump(1) + "\n");
+  if (!o.plot.empty()) bench::save({doc, report_figure(outcomes), true}, "", o.plot);
   return 0;
 }
 
@@ -231,7 +426,12 @@ void add_tune(CLI::App& app) {
   cmd->add_option("--ranks-per-node", o->ranks_per_node, "Ranks per node for the model (default: 1 on vcluster, --np on shm)")
       ->check(CLI::Range(1, 1 << 16));
   cmd->add_option("-c,--coll", o->colls, "Collectives (default allreduce)")->delimiter(',');
-  cmd->add_option("--sizes", o->sizes, "Bytes per rank (default 8,512,32K,512K,4M,16M)")->delimiter(',')->check(bytes_validator());
+  auto* sizes = cmd->add_option("--sizes", o->sizes, "Bytes per rank (default 8,512,32K,512K,4M,16M)")
+                    ->delimiter(',')
+                    ->check(bytes_validator());
+  cmd->add_option("--from", o->from,
+                  "Tune only what a program calls: a record of `tandem run --record FILE` (with -c: of those collectives)")
+      ->excludes(sizes);
   cmd->add_option("--method", o->method, "exhaustive, mgd, smgd (default), pipeline, model or guided")
       ->check(CLI::IsMember({"exhaustive", "mgd", "smgd", "pipeline", "model", "guided"}));
   o->prof.add(cmd);
@@ -245,6 +445,10 @@ void add_tune(CLI::App& app) {
   cmd->add_option("--state", o->state, "Measurements kept for resuming (default OUTPUT.state.json)");
   cmd->add_flag("--fresh", o->fresh, "Ignore the state file's measurements (measure again)");
   cmd->add_option("--report", o->report, "Write the per-point report as JSON");
+  cmd->add_option("--plot", o->plot, "Write the report's figure (SVG): predicted against measured, time against segment size");
+  cmd->add_option("--replay", o->replay,
+                  "Take every measurement from this state file of an earlier (exhaustive) tuning instead of running: "
+                  "compares methods on the same times, counting the experiments each would run");
   cmd->add_flag("--no-mpi-default", o->no_mpi_default, "Do not measure the MPI library's default (tandem's algorithms only)");
   cmd->callback(bench::exits_with([o] { return run_tune(*o); }));
 }

@@ -237,7 +237,7 @@ void render_panel(std::string& o, const Panel& p, double ox, double oy, double w
         flush();
         continue;
       }
-      pts += fmt::format("{}{:.1f},{:.1f}", pts.empty() ? "" : " ", mx(s.x[i]), my(s.y[i]));
+      if (s.lines) pts += fmt::format("{}{:.1f},{:.1f}", pts.empty() ? "" : " ", mx(s.x[i]), my(s.y[i]));
     }
     flush();
     for (std::size_t i = 0; i < n; ++i) {

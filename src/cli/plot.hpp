@@ -28,6 +28,7 @@ struct Series {
   std::string color;           // CSS color; empty picks from the palette
   bool dashed = false;
   bool markers = true;
+  bool lines = true;           // false: markers only (a scatter plot)
 };
 
 struct Panel {

@@ -294,6 +294,10 @@ const SettingInfo kSettings[] = {
      "tandem's built-in choice (when neither TANDEM_COLL_<COLL> nor a rule decides): latency algorithms below this "
      "many bytes per rank, bandwidth algorithms from it.",
      apply_bytes<&Config::coll_small>, show_bytes<&Config::coll_small>},
+    {"TANDEM_COLL_RECORD", "", "path of a file to write",
+     "Records which collectives the program calls, per communicator size, bytes per rank and datatype, and how "
+     "often (rank 0's calls, written at MPI_Finalize as JSON) for `tandem tune --from`; set by `tandem run --record`.",
+     apply_text<&Config::coll_record>, show_string<&Config::coll_record>},
     {"TANDEM_COLL_MODEL", "", "path of a machine profile (`tandem profile`, docs/tuning.md)",
      "Model-driven selection: where neither TANDEM_COLL_<COLL> nor a rule decides, the algorithm, segment size and "
      "fan-out the performance model predicts fastest on this profile, per collective, communicator size and size "

@@ -56,6 +56,7 @@ struct Config {
   bool coll_overlap;            // TANDEM_COLL_OVERLAP
   unsigned coll_cache;          // TANDEM_COLL_CACHE
   std::uint64_t coll_small;     // TANDEM_COLL_SMALL (bytes)
+  std::string coll_record;      // TANDEM_COLL_RECORD: where to record the collectives called ("" none)
   std::string coll_model;       // TANDEM_COLL_MODEL: machine profile for model-driven selection ("" none)
   std::vector<std::uint64_t> model_segsizes;  // TANDEM_COLL_MODEL_SEGSIZES (bytes; 0: unsegmented)
   std::vector<unsigned> model_fanouts;        // TANDEM_COLL_MODEL_FANOUTS

@@ -194,6 +194,7 @@ int run(Coll c, const MpiCallSpec& spec, const Regions& rg, Blocking blocking, N
   auto& rt = runtime();
   auto& ctx = *rt.coll;
   const auto& cfg = rt.cfg;
+  ctx.record(spec);
   // Runs tandem's execution of the call in this thread, which polls until it is done (a
   // background thread stays out of its way), and returns the call's result.
   auto run_here = [&](auto call) {

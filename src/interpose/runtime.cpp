@@ -211,6 +211,7 @@ int finalize() {
     rt.active.store(false, std::memory_order_release);
   }
   if (rt.coll_ready.exchange(false)) rt.engine.stop();
+  if (rt.coll) rt.coll->write_record();
   if (rt.cfg.stats) {
     Stats& s = stats();
     int rank = rt.rank;

@@ -16,7 +16,7 @@ namespace {
 // Linear interpolation of y over increasing x; the first value below, the last two's line
 // above (never below zero).
 template <class Pts, class Get>
-double interp(const Pts& pts, std::uint64_t bytes, Get y) {
+double interp(const Pts& pts, std::uint64_t bytes, Get y, double floor = 0.0) {
   const double m = static_cast<double>(bytes);
   if (pts.size() == 1 || bytes <= pts.front().bytes) return y(pts.front());
   auto hi = std::lower_bound(pts.begin(), pts.end(), bytes, [](const auto& p, std::uint64_t b) { return p.bytes < b; });
@@ -25,7 +25,7 @@ double interp(const Pts& pts, std::uint64_t bytes, Get y) {
   const double x0 = static_cast<double>(lo->bytes), x1 = static_cast<double>(hi->bytes);
   const double y0 = y(*lo), y1 = y(*hi);
   const double v = y0 + (y1 - y0) * (m - x0) / (x1 - x0);
-  return std::max(0.0, v);
+  return std::max(floor, v);
 }
 
 [[noreturn]] void bad(const std::string& name, const std::string& what) {
@@ -38,7 +38,7 @@ const json& member(const json& o, const char* key, const std::string& name, cons
 }
 
 double number(const json& o, const char* key, const std::string& name, const std::string& where, bool required = true,
-              double dflt = 0) {
+              double dflt = 0, bool negative_ok = false) {
   if (!o.is_object() || !o.contains(key)) {
     if (required) bad(name, "missing " + where + key);
     return dflt;
@@ -46,7 +46,8 @@ double number(const json& o, const char* key, const std::string& name, const std
   const json& v = o[key];
   if (!v.is_number()) bad(name, where + key + " is not a number");
   const double d = v.get<double>();
-  if (!std::isfinite(d) || d < 0) bad(name, where + key + " must be a finite number >= 0, not " + v.dump());
+  if (!std::isfinite(d) || (d < 0 && !negative_ok))
+    bad(name, where + key + " must be a finite number" + (negative_ok ? "" : " >= 0") + ", not " + v.dump());
   return d;
 }
 
@@ -76,7 +77,8 @@ P2PTable parse_p2p(const json& j, const std::string& name, const std::string& wh
     q.os = number(p, "os_us", name, w) * 1e-6;
     q.orecv = number(p, "or_us", name, w) * 1e-6;
     q.g = number(p, "g_us", name, w) * 1e-6;
-    q.L = number(p, "L_us", name, w) * 1e-6;
+    q.L = number(p, "L_us", name, w, true, 0, true) * 1e-6;
+    if (q.L + q.g < 0) bad(name, w + "L_us is below -g_us: a message would arrive before it leaves");
     q.rtt = number(p, "rtt_us", name, w, false) * 1e-6;
     q.ci = number(p, "ci", name, w, false);
     q.reps = static_cast<int>(number(p, "reps", name, w, false));
@@ -120,10 +122,12 @@ json cost_json(const CostTable& t) {
 }  // namespace
 
 P2PCost P2PTable::at(std::uint64_t bytes) const {
-  return {interp(points, bytes, [](const P2PPoint& p) { return p.os; }),
-          interp(points, bytes, [](const P2PPoint& p) { return p.orecv; }),
-          interp(points, bytes, [](const P2PPoint& p) { return p.g; }),
-          interp(points, bytes, [](const P2PPoint& p) { return p.L; })};
+  P2PCost c{interp(points, bytes, [](const P2PPoint& p) { return p.os; }),
+            interp(points, bytes, [](const P2PPoint& p) { return p.orecv; }),
+            interp(points, bytes, [](const P2PPoint& p) { return p.g; }),
+            interp(points, bytes, [](const P2PPoint& p) { return p.L; }, -1e300)};
+  c.L = std::max(c.L, -c.g);  // never arrives before it leaves
+  return c;
 }
 
 double CostTable::at(std::uint64_t bytes) const {

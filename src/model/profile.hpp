@@ -9,7 +9,10 @@
 //   g(m)   the gap: the least time between the starts of two m-byte messages leaving (or
 //          entering) one endpoint, so 1/g(m) messages per second is its throughput
 //   L(m)   what is left of the one-way time: a lone message started at t is received at
-//          t + os(m) + L(m) + g(m) + or(m), i.e. L(m) = rtt(m)/2 - os(m) - g(m) - or(m)
+//          t + os(m) + L(m) + g(m) + or(m), i.e. L(m) = rtt(m)/2 - os(m) - g(m) - or(m).
+//          Negative (down to -g(m)) where a lone message is faster than a stream's gap:
+//          a link shaped by a token bucket lets a burst through at line rate
+//          (the virtual cluster's tbf), and a stream pays the rate
 // one table for messages inside a node and one for messages between nodes, plus the local
 // cost of copying and of combining m bytes (per datatype and operation).
 //

@@ -93,6 +93,9 @@ TEST(ModelProfile, BadFilesAreClearErrors) {
   neg.replace(neg.find("\"os_us\": "), 9, "\"os_us\": -");
   EXPECT_NE(error_of(write_temp("neg.json", neg)).find("inter.points[0].os_us must be a finite number >= 0"),
             std::string::npos);
+  std::string early = good;
+  early.replace(early.find("\"L_us\": "), 8, "\"L_us\": -1");
+  EXPECT_NE(error_of(write_temp("early.json", early)).find("L_us is below -g_us"), std::string::npos);
   std::string nocopy = good;
   nocopy.replace(nocopy.find("\"copy\""), 6, "\"kopy\"");
   EXPECT_NE(error_of(write_temp("nocopy.json", nocopy)).find("missing copy"), std::string::npos);

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <set>
 
@@ -462,10 +463,50 @@ bool MpiContext::ensure_dup(Channel* ch, MPI_Comm comm) {
   return true;
 }
 
+void MpiContext::record(const MpiCallSpec& s) noexcept {
+  if (cfg_.coll_record.empty()) return;
+  try {
+    int p = 0, size = 0;
+    PMPI_Comm_size(s.comm, &p);
+    if (s.coll != Coll::Barrier) PMPI_Type_size(s.type, &size);
+    const std::uint64_t bytes = s.coll == Coll::Barrier ? 0 : static_cast<std::uint64_t>(std::max(0, s.count)) * static_cast<std::uint64_t>(std::max(0, size));
+    std::string dt = s.coll == Coll::Barrier ? "" : "other";
+    if (s.coll != Coll::Barrier)
+      if (auto t = dtype_of(s.type)) dt = dtype_name(*t);
+    std::lock_guard<std::mutex> g(record_mu_);
+    ++recorded_[{static_cast<int>(s.coll), p, bytes, dt}];
+  } catch (...) {
+  }
+}
+
 void MpiContext::shutdown() noexcept {
   std::lock_guard<std::mutex> g(mu_);
   if (engine_started_ && own_engine_) own_engine_->stop();
   engine_started_ = false;
+}
+
+void MpiContext::write_record() noexcept {
+  try {
+    std::lock_guard<std::mutex> g(record_mu_);
+    if (cfg_.coll_record.empty() || record_written_ || world_rank() != 0) return;
+    record_written_ = true;
+    std::string out = "{\"format\": \"tandem-coll-record\", \"version\": 1, \"calls\": [";
+    bool first = true;
+    for (const auto& [k, n] : recorded_) {
+      const auto& [c, p, bytes, dt] = k;
+      out += fmt::format("{}\n {{\"collective\": \"{}\", \"ranks\": {}, \"bytes\": {}, \"datatype\": \"{}\", \"calls\": {}}}",
+                         first ? "" : ",", coll_name(static_cast<Coll>(c)), p, bytes, dt, n);
+      first = false;
+    }
+    out += "\n]}\n";
+    const std::string tmp = cfg_.coll_record + ".tmp";
+    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
+      const bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size();
+      if (std::fclose(f) == 0 && ok && std::rename(tmp.c_str(), cfg_.coll_record.c_str()) == 0) return;
+    }
+    log_message(0, "cannot write TANDEM_COLL_RECORD=%s", cfg_.coll_record.c_str());
+  } catch (...) {
+  }
 }
 
 }  // namespace tandem::coll

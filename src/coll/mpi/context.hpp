@@ -8,9 +8,11 @@
 #include <mpi.h>
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "coll/algorithms.hpp"
@@ -119,6 +121,12 @@ class MpiContext {
   // cannot run: `unsupported`).
   void note(MPI_Comm comm, const Described* d, Coll c, const Selection& s, const std::string& unsupported) noexcept;
 
+  // With TANDEM_COLL_RECORD: counts the call by {collective, ranks, bytes per rank,
+  // datatype}; write_record() (at MPI_Finalize, before PMPI_Finalize) writes rank 0's
+  // counts once. No communication.
+  void record(const MpiCallSpec& s) noexcept;
+  void write_record() noexcept;
+
   // Stops the engine of its own after every started call completed (at MPI_Finalize).
   void shutdown() noexcept;
 
@@ -147,6 +155,9 @@ class MpiContext {
   std::atomic<bool> model_checked_{false};              // its mismatches said (rank 0)
   std::string errors_;
   std::mutex mu_;
+  std::mutex record_mu_;
+  std::map<std::tuple<int, int, std::uint64_t, std::string>, std::uint64_t> recorded_;  // TANDEM_COLL_RECORD
+  bool record_written_ = false;
   progress::Engine* engine_;
   transport::MpiSource* source_;
   std::unique_ptr<progress::Engine> own_engine_;
