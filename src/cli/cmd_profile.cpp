@@ -21,6 +21,7 @@
 #include "cli/cli.hpp"
 #include "cli/model_opts.hpp"
 #include "coll/reduce_ops.hpp"
+#include "common/config.hpp"
 #include "common/process.hpp"
 #include "common/units.hpp"
 #include "model/profile.hpp"
@@ -45,6 +46,7 @@ struct ProfOpts {
   std::vector<std::string> reduce{"float:sum", "double:sum", "int32:sum", "int64:sum", "float:max", "double:max"};
   std::string machine;
   int timeout = 1800;
+  bool plain = false;  // without `tandem run` around the measurement
 };
 
 std::string now_utc() {
@@ -94,8 +96,14 @@ model::P2PTable run_logp(const ProfOpts& o, const std::string& where, const std:
                                 "--min-reps", std::to_string(o.min_reps), "--max-reps", std::to_string(o.max_reps),
                                 "--budget", fmt::format("{}", o.budget)};
   auto cmd = bench::launch_command(bo, "logp", args);
-  fmt::print(stderr, "tandem profile: {} ({} sizes): {}\n", where, sizes.size(), bench::join(cmd));
   process::Options po;
+  // As tandem's collectives run: under `tandem run` (its eager limit), interception off so
+  // that the program's own sends are timed as they are.
+  if (!o.plain) {
+    cmd.insert(cmd.begin(), {bench::tandem_exe().string(), "run", "--mpi", o.mpi, "--"});
+    po.env.emplace_back("TANDEM_ENABLE", "0");
+  }
+  fmt::print(stderr, "tandem profile: {} ({} sizes): {}\n", where, sizes.size(), bench::join(cmd));
   po.capture_out = true;
   po.timeout_s = static_cast<unsigned>(o.timeout);
   po.own_group = true;
@@ -175,6 +183,19 @@ model::CostTable measure_reduce(const ProfOpts& o, coll::DType dt, coll::ROp op,
   return t;
 }
 
+// The largest payload Open MPI sends eagerly through a BTL: its eager limit (ompi_info)
+// less ob1's match header, which the limit counts; 0 when it cannot be told.
+std::uint64_t ompi_eager_payload(const std::string& btl) {
+  std::string out;
+  if (bench::run_quietly({"ompi_info", "--parsable", "--param", "btl", btl, "--level", "9"}, &out) != 0) return 0;
+  const std::string key = "mca:btl:" + btl + ":param:btl_" + btl + "_eager_limit:value:";
+  auto at = out.find(key);
+  if (at == std::string::npos) return 0;
+  constexpr std::uint64_t kOb1Header = 64;
+  const std::uint64_t limit = std::strtoull(out.c_str() + at + key.size(), nullptr, 10);
+  return limit > kOb1Header ? limit - kOb1Header : 0;
+}
+
 int run_profile(const ProfOpts& o) {
   if (!o.machine.empty()) {
     model::Profile p = model::synthetic_profile(model::superpod_sheet());
@@ -219,13 +240,21 @@ int run_profile(const ProfOpts& o) {
   }
   p.shape.ranks_per_node = o.ranks_per_node > 0 ? o.ranks_per_node : (p.inter ? 1 : std::max(1, p.machine.cores));
   p.transport = "mpi:" + o.mpi + (library.empty() ? "" : " " + library.substr(0, library.find(',')));
+  // The protocol switch: Open MPI's BTLs' eager payloads; under `tandem run`,
+  // TANDEM_EAGER_LIMIT is TCP's. MPICH's are left unknown (0).
+  if (o.mpi == "openmpi") {
+    Config cfg;
+    load_config(cfg);
+    if (p.intra) p.intra->eager_limit = ompi_eager_payload("vader");
+    if (p.inter) p.inter->eager_limit = !o.plain && cfg.eager_limit > 0 ? cfg.eager_limit : ompi_eager_payload("tcp");
+  }
   if (p.intra) p.intra_bandwidth = model::Profile::asymptotic_bandwidth(*p.intra);
   if (p.inter) p.inter_bandwidth = model::Profile::asymptotic_bandwidth(*p.inter);
   fmt::print(stderr, "tandem profile: copy and {} reductions in this process\n", reductions.size());
   p.copy = measure_copy(o, sizes);
   for (auto [dt, op] : reductions) p.reduce[model::reduce_key(dt, op)] = measure_reduce(o, dt, op, sizes);
   p.created = now_utc();
-  p.command = "tandem profile --mpi " + o.mpi + " --where " + where;
+  p.command = "tandem profile --mpi " + o.mpi + " --where " + where + (o.plain ? " --plain" : "");
   model::save_profile(p, o.output);
 
   auto show = [&](const char* name, const model::P2PTable& t) {
@@ -267,6 +296,9 @@ void add_profile(CLI::App& app) {
   cmd->add_option("--machine", o->machine, "Write a built-in machine's data sheet instead of measuring: superpod")
       ->check(CLI::IsMember(builtin_machines()));
   cmd->add_option("--timeout", o->timeout, "Seconds each measurement run may take")->check(CLI::Range(10, 86400));
+  cmd->add_flag("--plain", o->plain,
+                "Measure without `tandem run` around the program (the MPI's own eager limits; default: under `tandem "
+                "run`, as tandem's collectives and `tandem tune` run)");
   cmd->callback(bench::exits_with([o] {
     if (o->min_reps > o->max_reps) throw std::runtime_error("--min-reps is larger than --max-reps");
     return run_profile(*o);

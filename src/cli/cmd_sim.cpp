@@ -37,6 +37,7 @@ struct SimOpts {
   std::string dtype = "float", op = "sum";
   int top = 0;
   bool total = false;
+  double flow_timeout = 600;
   std::string json_file;
 };
 
@@ -103,7 +104,7 @@ int run_sim(const SimOpts& o) {
           }
           if (flow) {
             auto t0 = Clock::now();
-            r.flow = model::simulate_flow(*ch.alg, a, prof, topo, pb.sim).time;
+            r.flow = model::simulate_flow(*ch.alg, a, prof, topo, pb.sim, o.flow_timeout).time;
             r.flow_wall = seconds_since(t0);
           }
           r.hockney = model::closed_form(model::Closed::Hockney, *ch.alg, a, prof, topo, pb.sim);
@@ -179,6 +180,8 @@ void add_sim(CLI::App& app) {
   cmd->add_option("--dtype", o->dtype, "Datatype of reductions (float, double, int32, ...)");
   cmd->add_option("--op", o->op, "Reduction operation (sum, max, ...)");
   cmd->add_option("--top", o->top, "Show only the N fastest candidates per point")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--simgrid-timeout", o->flow_timeout, "Seconds a SimGrid simulation may take (0: no limit)")
+      ->check(CLI::Range(0.0, 86400.0));
   cmd->add_flag("--total", o->total,
                 "Sizes of allgather, alltoall, gather, scatter and reduce_scatter_block are a rank's whole buffer "
                 "(all blocks), not one block");

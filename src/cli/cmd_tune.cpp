@@ -49,6 +49,8 @@ struct TuneOpts {
   std::string output, state, report, plot;
   bool no_mpi_default = false;
   bool fresh = false;
+  bool plain = false;  // measure without `tandem run` around the benchmark
+  std::string ompi_export;  // Open MPI coll_tuned rules file to write
   std::string replay;  // a state file to take every measurement from (no runs)
 };
 
@@ -82,19 +84,50 @@ class BenchMeasurer {
 
   std::vector<double> operator()(const tune::Point& p, const std::vector<tune::Variant>& vs) {
     std::vector<double> out(vs.size(), bench::kNaN);
+    // tandem's variants and the MPI default in one run; each of the MPI's own algorithms
+    // forced (mpi:N, Open MPI's coll_tuned number; mpi:0 its default) in a plain run of its own.
+    std::vector<std::size_t> together;
+    for (std::size_t i = 0; i < vs.size(); ++i) {
+      if (vs[i].is_mpi() && !vs[i].mpi_alg.empty()) run(p, {vs[i]}, {i}, out, forced_args(p, vs[i]), true);
+      else together.push_back(i);
+    }
+    if (!together.empty()) {
+      std::vector<tune::Variant> g;
+      for (auto i : together) g.push_back(vs[i]);
+      run(p, g, together, out, {}, o_.plain);
+    }
+    return out;
+  }
+
+ private:
+  std::vector<std::string> forced_args(const tune::Point& p, const tune::Variant& v) const {
+    if (o_.mpi != "openmpi") throw std::runtime_error("forcing the MPI library's own algorithms needs --mpi openmpi");
+    if (v.mpi_alg == "0") return {};
+    const std::string c = coll::coll_name(p.coll);
+    std::vector<std::string> a{"--mca", "coll_tuned_use_dynamic_rules", "1", "--mca", "coll_tuned_" + c + "_algorithm", v.mpi_alg};
+    if (v.mpi_segsize)
+      a.insert(a.end(), {"--mca", "coll_tuned_" + c + "_algorithm_segmentsize", std::to_string(v.mpi_segsize)});
+    return a;
+  }
+
+  void run(const tune::Point& p, const std::vector<tune::Variant>& vs, const std::vector<std::size_t>& where,
+           std::vector<double>& out, const std::vector<std::string>& launcher_args, bool plain) {
     std::string algs;
     bool with_mpi = false;
     for (const auto& v : vs) {
-      if (v.is_mpi() && v.mpi_alg.empty()) with_mpi = true;
-      else if (!v.is_mpi()) algs += (algs.empty() ? "" : ",") + v.label();
-      else throw std::runtime_error("forcing the MPI library's own algorithms is not supported yet: " + v.label());
+      if (v.is_mpi()) with_mpi = true;
+      else algs += (algs.empty() ? "" : ",") + v.label();
     }
     std::vector<std::string> args{"-c", coll::coll_name(p.coll), "-s", std::to_string(p.bytes), "-t",
                                   fmt::format("{}", o_.budget), "--json"};
     if (!algs.empty()) args.insert(args.end(), {"-a", algs});
     if (algs.empty()) args.push_back("--only-mpi");
     else if (!with_mpi) args.push_back("--no-mpi");
-    auto cmd = bench::launch_command(bo_, "coll_bench", args);
+    auto cmd = bench::launch_command(bo_, "coll_bench", args, launcher_args);
+    // As the rules will be used: under `tandem run` (its eager limit, the MPI library's own
+    // collectives passed through), unless --plain; the MPI's own algorithms forced for the
+    // exports run plainly, as Open MPI runs them with the exported file alone.
+    if (!plain) cmd.insert(cmd.begin(), {bench::tandem_exe().string(), "run", "--mpi", o_.mpi, "--"});
     process::Options po;
     po.capture_out = true;
     po.timeout_s = static_cast<unsigned>(o_.timeout);
@@ -104,23 +137,23 @@ class BenchMeasurer {
     process::Result r = process::run(cmd, po);
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     ++launches;
+    bool any = false;
     std::istringstream in(r.out);
     for (std::string line; std::getline(in, line);) {
       json j = json::parse(line, nullptr, false);
       if (!j.is_object() || !j.contains("median_us") || !j.contains("algorithm")) continue;
       if (j.contains("verified") && j["verified"].is_boolean() && !j["verified"].get<bool>())
         throw std::runtime_error("a wrong result in " + bench::join(cmd) + ": " + line);
-      const std::string variant = j.value("variant", "");
-      const std::string label = variant == "mpi" ? "mpi" : j["algorithm"].get<std::string>();
-      for (std::size_t i = 0; i < vs.size(); ++i)
-        if (vs[i].label() == label && j["median_us"].is_number()) out[i] = j["median_us"].get<double>() * 1e-6;
+      const bool mpi_line = j.value("variant", "") == "mpi";
+      const std::string label = mpi_line ? "" : j["algorithm"].get<std::string>();
+      for (std::size_t k = 0; k < vs.size(); ++k)
+        if ((mpi_line ? vs[k].is_mpi() : vs[k].label() == label) && j["median_us"].is_number())
+          out[where[k]] = j["median_us"].get<double>() * 1e-6, any = true;
     }
-    if (r.status != 0 && std::none_of(out.begin(), out.end(), [](double t) { return std::isfinite(t); }))
+    if (r.status != 0 && !any)
       throw std::runtime_error(fmt::format("the measurement failed (exit status {}): {}", r.status, bench::join(cmd)));
-    return out;
   }
 
- private:
   const TuneOpts& o_;
   bench::Options bo_;
 };
@@ -254,6 +287,21 @@ int run_tune(const TuneOpts& o) {
     };
     store = tune::Store{};  // count every experiment the method asks for
   }
+  if (!o.ompi_export.empty()) {
+    // Open MPI's own algorithms, forced one by one, and its default, all plainly.
+    if (o.mpi != "openmpi") throw std::runtime_error("--ompi-export needs --mpi openmpi");
+    for (const auto& cname : o.colls.empty() ? std::vector<std::string>{"allreduce"} : o.colls) {
+      auto c = coll::parse_coll(cname);
+      if (!c || tune::ompi_coll_id(*c) < 0) continue;
+      std::vector<std::string> skipped;
+      auto& v = to.mpi_variants[static_cast<int>(*c)];
+      v.push_back(tune::Variant{coll::Choice{}, "0", 0});
+      for (const auto& a : bench::ompi_algorithms(cname, o.np, {}, &skipped)) {
+        if (cname == "barrier" || a.name.find("two_proc") == std::string::npos || o.np == 2)
+          v.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), 0});
+      }
+    }
+  }
   tune::Tuner tuner(to, measurer, profile ? &*profile : nullptr, replayed ? nullptr : &store);
   std::vector<tune::Point> points;
   if (!o.from.empty()) {
@@ -324,14 +372,26 @@ int run_tune(const TuneOpts& o) {
   const std::string comment = fmt::format(
       "made by `tandem tune --method {}` on {} ranks ({}, {}), {} experiments (an exhaustive search: {})",
       o.method, o.np, o.mpi, o.where, tuner.experiments(), exhaustive);
+  auto t = [](double s) { return s > 0 && std::isfinite(s) ? bench::fmt_time(s * 1e6) : std::string("-"); };
   if (!o.output.empty()) write_file_atomically(o.output, tune::rules_text(outcomes, comment));
+  if (!o.ompi_export.empty()) {
+    write_file_atomically(o.ompi_export, tune::ompi_rules_text(outcomes));
+    std::vector<std::vector<std::string>> er;
+    for (const auto& out : outcomes) {
+      auto d = out.measured.find("mpi:0");
+      const double def = d != out.measured.end() ? d->second : bench::kNaN;
+      er.push_back({coll::coll_name(out.point.coll), bench::fmt_size(out.point.bytes), out.best_mpi.label(),
+                    t(out.best_mpi_time), t(def), bench::fmt_ratio(def / out.best_mpi_time)});
+    }
+    fmt::print("Open MPI's own algorithms (plain runs; {}):\n", o.ompi_export);
+    bench::print_table({"collective", "bytes", "best forced", "time", "default", "speedup"}, er);
+  }
 
   std::vector<std::vector<std::string>> rows;
   json doc = {{"bench", "tune"}, {"method", o.method}, {"mpi", o.mpi}, {"where", o.where}, {"ranks", o.np},
               {"experiments", tuner.experiments()}, {"exhaustive_experiments", exhaustive},
               {"launches", bm.launches}, {"measure_seconds", bench::round3(bm.seconds)}, {"wall_seconds", bench::round3(wall)},
               {"profile", profile ? o.prof.describe() : ""}, {"points", json::array()}};
-  auto t = [](double s) { return s > 0 && std::isfinite(s) ? bench::fmt_time(s * 1e6) : std::string("-"); };
   int within = 0;
   for (const auto& out : outcomes) {
     const double speedup = out.mpi_default_time > 0 ? out.mpi_default_time / out.best_time : bench::kNaN;
@@ -449,6 +509,12 @@ void add_tune(CLI::App& app) {
   cmd->add_option("--replay", o->replay,
                   "Take every measurement from this state file of an earlier (exhaustive) tuning instead of running: "
                   "compares methods on the same times, counting the experiments each would run");
+  cmd->add_option("--ompi-export", o->ompi_export,
+                  "Also measure Open MPI's own algorithms forced one by one (and its default) in plain runs, and write "
+                  "the fastest per point as an Open MPI 4.1 coll_tuned dynamic rules file (classic format)");
+  cmd->add_flag("--plain", o->plain,
+                "Run the benchmark without `tandem run` around it (the MPI's own eager limits; default: under "
+                "`tandem run`, as the rules are used)");
   cmd->add_flag("--no-mpi-default", o->no_mpi_default, "Do not measure the MPI library's default (tandem's algorithms only)");
   cmd->callback(bench::exits_with([o] { return run_tune(*o); }));
 }

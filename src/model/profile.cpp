@@ -85,6 +85,7 @@ P2PTable parse_p2p(const json& j, const std::string& name, const std::string& wh
     t.points.push_back(q);
   }
   check_sizes(t.points, name, where + ".points");
+  t.eager_limit = static_cast<std::uint64_t>(number(j, "eager_limit", name, where + ".", false));
   return t;
 }
 
@@ -110,7 +111,9 @@ json p2p_json(const P2PTable& t) {
     }
     pts.push_back(q);
   }
-  return json{{"points", pts}};
+  json j{{"points", pts}};
+  if (t.eager_limit) j["eager_limit"] = t.eager_limit;
+  return j;
 }
 
 json cost_json(const CostTable& t) {
@@ -295,8 +298,8 @@ DataSheet superpod_sheet() {
   d.nodes = 40;
   d.ranks_per_node = 8;
   d.nics_per_node = 8;  // one ConnectX-7 port per GPU
-  d.nodes_per_leaf = 4;  // 32 ports to the nodes, 32 to the spines per leaf
-  d.spines = 8;
+  d.nodes_per_leaf = 4;  // 32 ports to the nodes, 32 to the spines per leaf (non-blocking)
+  d.spines = 8;          // 4 ports from each leaf to each spine
   d.intra_latency = 1.0e-6;
   d.intra_bandwidth = 900e9 / 2;  // 900 GB/s is both directions: 450 GB/s each way
   d.intra_overhead = 0.5e-6;
@@ -305,7 +308,7 @@ DataSheet superpod_sheet() {
   d.inter_bandwidth = 400e9 / 8;  // 50 GB/s per port
   d.inter_overhead = 0.5e-6;
   d.inter_gap = 0.5e-6;
-  d.spine_bandwidth = 400e9 / 8;
+  d.spine_bandwidth = 4 * 400e9 / 8;  // a leaf's 4 ports to one spine, 50 GB/s each
   d.copy_bandwidth = 1.5e12;   // device memory
   d.reduce_bandwidth = 1.0e12;
   return d;

@@ -48,6 +48,9 @@ struct P2PCost {
 
 struct P2PTable {
   std::vector<P2PPoint> points;  // by increasing size, at least one
+  // Messages above this many bytes go by rendezvous (0: all eagerly, or not known): the
+  // simulator sends a request, waits for the receiver's clear-to-send, then the data.
+  std::uint64_t eager_limit = 0;
   P2PCost at(std::uint64_t bytes) const;
 };
 

@@ -22,7 +22,7 @@ Topology topology_for(const Profile& p, int ranks, int ranks_per_node) {
 
 namespace {
 
-enum class Ev : std::uint8_t { Arrive, RecvCpu, Complete };
+enum class Ev : std::uint8_t { Arrive, RecvCpu, Complete, RtsArrive, CtsArrive };
 
 struct Event {
   double t;
@@ -40,6 +40,12 @@ struct Message {
   std::uint32_t recv = ~0u; // the receive's global step
   bool same_node = false;
   P2PCost cost;             // the link's parameters at this size
+  // Rendezvous (bytes above the link's eager limit): the data leaves only after the
+  // receiver's clear-to-send, which answers the request-to-send once the receive is posted.
+  bool rndv = false;
+  double rts_arrived = -1;
+  std::uint32_t send = ~0u;  // the send's global step
+  P2PCost ctl;               // a control message's parameters (the smallest size)
 };
 
 class Sim {
@@ -93,6 +99,8 @@ class Sim {
         case Ev::Arrive: arrive(e.id, e.t); break;
         case Ev::RecvCpu: recv_cpu(e.id, e.t); break;
         case Ev::Complete: complete(e.id, e.t); break;
+        case Ev::RtsArrive: rts_arrive(e.id, e.t); break;
+        case Ev::CtsArrive: cts_arrive(e.id, e.t); break;
       }
       drain(e.t);
     }
@@ -135,7 +143,10 @@ class Sim {
       m.dst = dst;
       m.bytes = bytes;
       m.same_node = t_.same_node(static_cast<int>(src), static_cast<int>(dst));
-      m.cost = p_.link(m.same_node).at(bytes);
+      const P2PTable& link = p_.link(m.same_node);
+      m.cost = link.at(bytes);
+      m.rndv = link.eager_limit > 0 && bytes > link.eager_limit;
+      if (m.rndv) m.ctl = link.at(0);
       msgs_.push_back(m);
     } else {
       if (msgs_[it->second].bytes != bytes)
@@ -168,13 +179,20 @@ class Sim {
         const P2PCost& c = m.cost;
         const double start = std::max(t, cpu_[r]);
         cpu_[r] = start + c.os;
-        double& tx = m.same_node ? tx_intra_[r] : tx_inter_[nic(static_cast<int>(r))];
+        double& tx = tx_of(m.same_node, static_cast<int>(r));
+        ++res_.messages;
+        res_.bytes += st.bytes;
+        if (m.rndv) {  // the request-to-send leaves behind what this endpoint is sending
+          m.send = g;
+          const double leave = std::max(cpu_[r], tx);
+          tx = leave + m.ctl.g;
+          push(leave + m.ctl.g + m.ctl.L, id, Ev::RtsArrive);
+          return;
+        }
         const double leave = std::max(cpu_[r], tx);
         tx = leave + c.g;
         push(leave + c.g, g, Ev::Complete);
         push(leave + c.g + c.L, id, Ev::Arrive);
-        ++res_.messages;
-        res_.bytes += st.bytes;
         return;
       }
       case StepKind::Recv: {
@@ -182,11 +200,42 @@ class Sim {
         Message& m = msgs_[id];
         m.posted = t;
         m.recv = g;
-        if (m.arrived >= 0) push(std::max(t, m.arrived), g, Ev::RecvCpu);
         msg_of_[g] = id;
+        if (m.rndv) {
+          if (m.rts_arrived >= 0) clear_to_send(id, t);
+        } else if (m.arrived >= 0) {
+          push(std::max(t, m.arrived), g, Ev::RecvCpu);
+        }
         return;
       }
     }
+  }
+
+  double& tx_of(bool same_node, int r) { return same_node ? tx_intra_[r] : tx_inter_[nic(r)]; }
+
+  void rts_arrive(std::uint32_t id, double t) {
+    Message& m = msgs_[id];
+    m.rts_arrived = t;
+    if (m.posted >= 0) clear_to_send(id, t);
+  }
+
+  // The receiver answers at t (request arrived, receive posted); the answer queues behind
+  // whatever its endpoint is sending.
+  void clear_to_send(std::uint32_t id, double t) {
+    Message& m = msgs_[id];
+    double& tx = tx_of(m.same_node, static_cast<int>(m.dst));
+    const double leave = std::max(t, tx);
+    tx = leave + m.ctl.g;
+    push(leave + m.ctl.g + m.ctl.L, id, Ev::CtsArrive);
+  }
+
+  void cts_arrive(std::uint32_t id, double t) {
+    Message& m = msgs_[id];
+    double& tx = tx_of(m.same_node, static_cast<int>(m.src));
+    const double leave = std::max(t, tx);
+    tx = leave + m.cost.g;
+    push(leave + m.cost.g, m.send, Ev::Complete);
+    push(leave + m.cost.g + m.cost.L, id, Ev::Arrive);
   }
 
   void arrive(std::uint32_t id, double t) {

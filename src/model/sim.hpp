@@ -9,9 +9,10 @@
 // schedule of Vadhiyar, Fagg and Dongarra; the latency L(m) between them. A lone
 // message takes os + L + g + or, as measured. Receives match sends by (source,
 // destination, tag) exactly as the executor's messages do; a message may arrive before
-// its receive is posted. Not modelled: contention inside the network (the flow-level
-// backend does that), the protocol switch of large messages (absorbed by the measured
-// parameters), noise.
+// its receive is posted. A message above its link's eager limit goes by rendezvous: a
+// request-to-send, then the receiver's clear-to-send once its receive is posted (queued
+// behind what the receiver's endpoint is sending), then the data. Not modelled:
+// contention inside the network (the flow-level backend does that), noise.
 #pragma once
 #include <cstdint>
 #include <string>

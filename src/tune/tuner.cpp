@@ -7,6 +7,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
+#include <tuple>
 
 #include "common/units.hpp"
 #include "model/sim.hpp"
@@ -265,7 +266,8 @@ Outcome Tuner::tune(const Point& p) {
   std::vector<Variant> mpis;
   if (o_.method != Method::Model) {
     if (o_.include_mpi_default) mpis.push_back(mpi_default);
-    for (const auto& v : o_.mpi_variants) mpis.push_back(v);
+    if (auto it = o_.mpi_variants.find(static_cast<int>(p.coll)); it != o_.mpi_variants.end())
+      for (const auto& v : it->second) mpis.push_back(v);
   }
   auto with_mpis = [&](std::vector<Variant> v) {
     v.insert(v.begin(), mpis.begin(), mpis.end());
@@ -331,17 +333,69 @@ Outcome Tuner::tune(const Point& p) {
     };
     if (o_.include_mpi_default) consider(mpi_default);
     for (const auto& c : candidates(p)) consider(c);
-    for (const auto& v : o_.mpi_variants) {
-      auto it = out.measured.find(v.label());
-      if (it != out.measured.end() && ok(it->second) && (out.best_mpi_time < 0 || it->second < out.best_mpi_time))
-        out.best_mpi = v, out.best_mpi_time = it->second;
-    }
+    if (auto mv = o_.mpi_variants.find(static_cast<int>(p.coll)); mv != o_.mpi_variants.end())
+      for (const auto& v : mv->second) {
+        auto it = out.measured.find(v.label());
+        if (it != out.measured.end() && ok(it->second) && (out.best_mpi_time < 0 || it->second < out.best_mpi_time))
+          out.best_mpi = v, out.best_mpi_time = it->second;
+      }
     if (auto it = out.measured.find("mpi"); it != out.measured.end() && ok(it->second)) out.mpi_default_time = it->second;
   }
   if (!std::isfinite(best)) throw std::runtime_error("no variant of " + p.key() + " could be measured");
   out.best_time = best;
   if (!out.best.is_mpi())
     if (auto it = out.predictions.find(out.best.choice.str()); it != out.predictions.end()) out.predicted = it->second;
+  return out;
+}
+
+int ompi_coll_id(coll::Coll c) {
+  switch (c) {
+    case coll::Coll::Allgather: return 0;
+    case coll::Coll::Allreduce: return 2;
+    case coll::Coll::Alltoall: return 3;
+    case coll::Coll::Barrier: return 6;
+    case coll::Coll::Bcast: return 7;
+    case coll::Coll::Gather: return 9;
+    case coll::Coll::Reduce: return 11;
+    case coll::Coll::ReduceScatterBlock: return 13;
+    case coll::Coll::Scatter: return 15;
+  }
+  return -1;
+}
+
+namespace {
+std::uint64_t geo_mid(std::uint64_t a, std::uint64_t b) {
+  return static_cast<std::uint64_t>(std::sqrt(static_cast<double>(std::max<std::uint64_t>(a, 1)) * static_cast<double>(b)));
+}
+}  // namespace
+
+std::string ompi_rules_text(const std::vector<Outcome>& outcomes) {
+  // collective id -> communicator size -> (Open MPI's message size, algorithm, fan-out, segment size)
+  std::map<int, std::map<int, std::vector<std::tuple<std::uint64_t, long, long, std::uint64_t>>>> t;
+  std::map<int, std::map<int, std::vector<const Outcome*>>> by;
+  for (const auto& o : outcomes) {
+    const int id = ompi_coll_id(o.point.coll);
+    if (id < 0 || o.best_mpi_time < 0 || o.best_mpi.mpi_alg.empty()) continue;
+    by[id][o.point.ranks].push_back(&o);
+  }
+  for (auto& [id, comms] : by)
+    for (auto& [ranks, v] : comms) {
+      std::sort(v.begin(), v.end(), [](const Outcome* a, const Outcome* b) { return a->point.bytes < b->point.bytes; });
+      const bool per_rank = id == 2 || id == 7 || id == 11;  // allreduce, bcast, reduce
+      auto units = [&](std::uint64_t b) { return per_rank ? b : b * static_cast<std::uint64_t>(ranks); };
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const std::uint64_t from = i == 0 ? 0 : units(geo_mid(v[i - 1]->point.bytes, v[i]->point.bytes) + 1);
+        t[id][ranks].emplace_back(from, std::atol(v[i]->best_mpi.mpi_alg.c_str()), 0, v[i]->best_mpi.mpi_segsize);
+      }
+    }
+  std::string out = fmt::format("{}\n", t.size());
+  for (const auto& [id, comms] : t) {
+    out += fmt::format("{}\n{}\n", id, comms.size());
+    for (const auto& [ranks, rules] : comms) {
+      out += fmt::format("{}\n{}\n", ranks, rules.size());
+      for (const auto& [m, alg, fan, seg] : rules) out += fmt::format("{} {} {} {}\n", m, alg, fan, seg);
+    }
+  }
   return out;
 }
 
@@ -365,9 +419,7 @@ std::string rules_text(const std::vector<Outcome>& outcomes, const std::string& 
     for (std::size_t i = 0; i < v.size(); ++i) {
       const Outcome& o = *v[i];
       // From the geometric midpoint with the size below (0 for the first) to the one above.
-      auto mid = [](std::uint64_t a, std::uint64_t b) {
-        return static_cast<std::uint64_t>(std::sqrt(static_cast<double>(std::max<std::uint64_t>(a, 1)) * static_cast<double>(b)));
-      };
+      auto mid = geo_mid;
       const std::uint64_t lo = i == 0 ? 0 : mid(v[i - 1]->point.bytes, o.point.bytes) + 1;
       const std::string hi = i + 1 == v.size() ? "" : std::to_string(mid(o.point.bytes, v[i + 1]->point.bytes));
       const std::string choice = o.best.is_mpi() ? "mpi" : o.best.choice.str();

@@ -69,7 +69,9 @@ struct Options {
   double prune = 1.5;               // SMGD: drop an algorithm this many times the best
   int guided_top = 3;               // Guided: candidates measured
   bool include_mpi_default = true;  // measure the MPI library's default at every point
-  std::vector<Variant> mpi_variants;  // the MPI's own algorithms to measure too (exports)
+  // Per collective (coll::Coll as int), the MPI's own algorithms to measure too, for the
+  // exports (their best is Outcome::best_mpi, never the tuned choice of tandem's rules).
+  std::map<int, std::vector<Variant>> mpi_variants;
   std::uint32_t elem_size = 4;      // reductions' datatype size (float)
   int ranks_per_node = 1;
 };
@@ -121,6 +123,18 @@ class Tuner {
   int experiments_ = 0;
   std::map<std::string, std::uint64_t> last_seg_;  // MGD warm start: algorithm -> segment size
 };
+
+// Open MPI 4.1's coll_tuned dynamic rules file (the classic format, for
+// `--mca coll_tuned_use_dynamic_rules 1 --mca coll_tuned_dynamic_rules_filename FILE`)
+// from the outcomes' best_mpi (variants whose mpi_alg is Open MPI's algorithm number; "0"
+// its fixed decision): per collective its Open MPI id, per communicator size the message
+// sizes from 0, each from the geometric midpoint with the tuned size below, in Open MPI's
+// units (bytes per rank for bcast, reduce and allreduce; the whole buffer, bytes per rank
+// times ranks, for the others). Only collectives Open MPI's tuned component decides and
+// points with a measured best_mpi are written.
+std::string ompi_rules_text(const std::vector<Outcome>& outcomes);
+// Open MPI's collective id (coll_base_functions.h), -1 for none.
+int ompi_coll_id(coll::Coll c);
 
 // The tandem rules that reproduce the outcomes: per collective and rank count, each
 // tuned size's choice over the range from the geometric midpoint with the size below to

@@ -146,6 +146,26 @@ TEST(ModelSim, LoneMessageAndPipelinedSends) {
   EXPECT_EQ(r.bytes, k * m);
 }
 
+TEST(ModelSim, RendezvousWaitsForTheReceiversAnswer) {
+  const double os = 1e-6, orecv = 2e-6, L = 5e-6, g0 = 3e-6, bw = 1e9;
+  Profile p = simple(os, orecv, L, g0, bw);
+  p.inter->eager_limit = 1024;
+  Topology t;
+  t.ranks = 2;
+  auto lone = [&](std::uint64_t m) {
+    coll::Builder b0(0, 2, 1), b1(1, 2, 1);
+    b0.send(1, coll::at(coll::Buf::Send, 0), m);
+    b1.recv(0, coll::at(coll::Buf::Recv, 0), m);
+    std::vector<coll::Schedule> s;
+    s.push_back(std::move(b0).finish());
+    s.push_back(std::move(b1).finish());
+    return simulate(s, p, t).time;
+  };
+  const double ctl = p.inter->at(0).g + p.inter->at(0).L;  // a control message's one way
+  EXPECT_NEAR(lone(1024), os + L + g0 + 1024 / bw + orecv, 1e-12);  // eager
+  EXPECT_NEAR(lone(4096), os + 2 * ctl + L + g0 + 4096 / bw + orecv, 1e-12);
+}
+
 TEST(ModelSim, LinearBcastSerialisesAtTheRootAndFanInAtTheReceiver) {
   const double os = 1e-6, orecv = 1e-6, L = 10e-6, g0 = 2e-6, bw = 1e8;
   const Profile p = simple(os, orecv, L, g0, bw);

@@ -182,3 +182,26 @@ TEST(Tune, RulesCoverTheSizesBetweenPoints) {
   EXPECT_EQ(r->match(coll::Coll::Bcast, 8, std::uint64_t{1} << 40), big);
   EXPECT_EQ(r->match(coll::Coll::Bcast, 4, 1024), nullptr);  // tuned for 8 ranks only
 }
+
+TEST(Tune, OpenMpiRulesInTheClassicFormat) {
+  // Outcomes whose best of Open MPI's own algorithms is known: allreduce (bytes per rank)
+  // and allgather (Open MPI counts the whole buffer).
+  auto outcome = [](coll::Coll c, std::uint64_t bytes, const char* alg) {
+    tune::Outcome o;
+    o.point = {c, 4, bytes};
+    o.best_mpi = Variant{coll::Choice{}, alg, 0};
+    o.best_mpi_time = 1e-3;
+    return o;
+  };
+  std::vector<tune::Outcome> outs{outcome(coll::Coll::Allreduce, 1 << 20, "4"), outcome(coll::Coll::Allreduce, 1024, "3"),
+                                  outcome(coll::Coll::Allgather, 1024, "2"), outcome(coll::Coll::Bcast, 8, "0")};
+  tune::Outcome none = outcome(coll::Coll::Bcast, 1 << 20, "");  // no Open MPI measurement: left out
+  none.best_mpi_time = -1;
+  outs.push_back(none);
+  EXPECT_EQ(tune::ompi_rules_text(outs),
+            "3\n"
+            "0\n1\n4\n1\n0 2 0 0\n"              // allgather: one rule from 0
+            "2\n1\n4\n2\n0 3 0 0\n32769 4 0 0\n"  // allreduce: from 0, then from sqrt(1K x 1M) + 1
+            "7\n1\n4\n1\n0 0 0 0\n");             // bcast: Open MPI's fixed decision
+  EXPECT_EQ(tune::ompi_coll_id(coll::Coll::ReduceScatterBlock), 13);
+}

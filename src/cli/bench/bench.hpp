@@ -145,8 +145,18 @@ void preflight(Options& o, bool drop_tandem_if_missing, std::string* dropped_why
 // The programs' -s, -t, -n and --json.
 std::vector<std::string> program_args(const Options& o, const std::vector<std::uint64_t>& sizes);
 // The plain launch of `program` (its _<mpi> build) with o.np ranks at o.where: the
-// launcher and its options, the program, `args`.
-std::vector<std::string> launch_command(const Options& o, const std::string& program, const std::vector<std::string>& args);
+// launcher and its options (then `launcher_args`), the program, `args`.
+std::vector<std::string> launch_command(const Options& o, const std::string& program, const std::vector<std::string>& args,
+                                        const std::vector<std::string>& launcher_args = {});
+// Open MPI's coll_tuned algorithms of a collective, from ompi_info (0, "ignore", left
+// out; only the numbers of `only` when it is not empty; two_proc only with 2 ranks: Open
+// MPI refuses it on other counts, said in *skipped).
+struct OmpiAlgorithm {
+  int number;
+  std::string name;
+};
+std::vector<OmpiAlgorithm> ompi_algorithms(const std::string& coll, int np, const std::vector<int>& only,
+                                           std::vector<std::string>* skipped);
 // Runs argv for its exit status, capturing its standard output (-1: it could not start).
 int run_quietly(const std::vector<std::string>& argv, std::string* out = nullptr);
 

@@ -118,18 +118,14 @@ std::vector<std::string> expand_algorithms(const CollBenchOptions& cb, coll::Col
   return out;
 }
 
-struct OmpiAlgorithm {
-  int number;
-  std::string name;
-};
+}  // namespace
 
-// Open MPI's coll_tuned algorithms of a collective, from ompi_info (0, "ignore", left out;
-// two_proc only with 2 ranks: Open MPI refuses it on other counts).
-std::vector<OmpiAlgorithm> ompi_algorithms(const CollBenchOptions& cb, std::vector<std::string>* skipped) {
+std::vector<OmpiAlgorithm> ompi_algorithms(const std::string& coll, int np, const std::vector<int>& only,
+                                           std::vector<std::string>* skipped) {
   std::string out;
   int rc = run_quietly({"ompi_info", "--parsable", "--param", "coll", "tuned", "--level", "9"}, &out);
-  if (rc != 0) throw std::runtime_error("--ompi-algorithms: `ompi_info --parsable --param coll tuned --level 9` failed");
-  const std::string prefix = "mca:coll:tuned:param:coll_tuned_" + cb.coll + "_algorithm:enumerator:value:";
+  if (rc != 0) throw std::runtime_error("`ompi_info --parsable --param coll tuned --level 9` failed");
+  const std::string prefix = "mca:coll:tuned:param:coll_tuned_" + coll + "_algorithm:enumerator:value:";
   std::vector<OmpiAlgorithm> algs;
   std::istringstream in(out);
   for (std::string line; std::getline(in, line);) {
@@ -140,19 +136,18 @@ std::vector<OmpiAlgorithm> ompi_algorithms(const CollBenchOptions& cb, std::vect
     int n = std::atoi(rest.substr(0, colon).c_str());
     std::string name = rest.substr(colon + 1);
     if (n == 0) continue;
-    if (!cb.ompi_numbers.empty() &&
-        std::find(cb.ompi_numbers.begin(), cb.ompi_numbers.end(), n) == cb.ompi_numbers.end())
-      continue;
-    if (name.find("two_proc") != std::string::npos && cb.o.np != 2) {
+    if (!only.empty() && std::find(only.begin(), only.end(), n) == only.end()) continue;
+    if (name.find("two_proc") != std::string::npos && np != 2) {
       if (skipped) skipped->push_back(fmt::format("{} {} (2 ranks only)", n, name));
       continue;
     }
     algs.push_back({n, name});
   }
-  if (algs.empty())
-    throw std::runtime_error(fmt::format("--ompi-algorithms: ompi_info lists no coll_tuned_{}_algorithm values", cb.coll));
+  if (algs.empty()) throw std::runtime_error(fmt::format("ompi_info lists no coll_tuned_{}_algorithm values", coll));
   return algs;
 }
+
+namespace {
 
 // The link rate in bits/s for the bandwidth bound: --rate, else the virtual cluster's; NaN on shm.
 double link_rate(const CollBenchOptions& cb, std::string* note) {
@@ -206,7 +201,7 @@ Outcome bench_coll_time(CollBenchOptions cb) {
   std::vector<OmpiAlgorithm> forced;
   if (cb.ompi) {
     if (o.mpi != "openmpi") throw std::runtime_error("--ompi-algorithms needs --mpi openmpi");
-    forced = ompi_algorithms(cb, &skipped);
+    forced = ompi_algorithms(cb.coll, cb.o.np, cb.ompi_numbers, &skipped);
   }
   std::string rate_note;
   const double rate = link_rate(cb, &rate_note);
