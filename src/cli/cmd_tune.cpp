@@ -47,6 +47,7 @@ struct TuneOpts {
   double budget = 0.3;  // seconds per variant and size (coll_bench -t)
   int timeout = 600;
   std::string output, state, report, plot;
+  bool report_flag = false;  // --report given (with or without a file)
   bool no_mpi_default = false;
   bool fresh = false;
   bool plain = false;  // measure without `tandem run` around the benchmark
@@ -241,7 +242,12 @@ plot::Figure report_figure(const std::vector<tune::Outcome>& outs) {
   return f;
 }
 
-int run_tune(const TuneOpts& o) {
+int run_tune(const TuneOpts& opts) {
+  TuneOpts o = opts;
+  if (o.report_flag && o.report.empty()) {
+    o.report = o.output + ".report.json";
+    if (o.plot.empty()) o.plot = o.output + ".report.svg";
+  }
   auto method = tune::parse_method(o.method);
   if (!method) throw std::runtime_error("unknown method `" + o.method + "`");
   std::optional<model::Profile> profile;
@@ -460,7 +466,8 @@ int run_tune(const TuneOpts& o) {
     }
     const auto within = std::count_if(seg_ratios.begin(), seg_ratios.end(), [](double r) { return r <= 1.10; });
     const double med_err = errors.empty() ? bench::kNaN : bench::median_of(errors);
-    fmt::print("model: median error {:.1f}% over {} measured variants; the predicted best segment size is within 1.10x "
+    if (!errors.empty())
+      fmt::print("model: median error {:.1f}% over {} measured variants; the predicted best segment size is within 1.10x "
                "of the measured best for {} of {} (point, algorithm) pairs{}\n",
                med_err * 100, errors.size(), within, seg_ratios.size(),
                seg_ratios.empty() ? "" : fmt::format(" (worst {:.2f}x)", *std::max_element(seg_ratios.begin(), seg_ratios.end())));
@@ -492,8 +499,12 @@ void add_tune(CLI::App& app) {
   cmd->add_option("--from", o->from,
                   "Tune only what a program calls: a record of `tandem run --record FILE` (with -c: of those collectives)")
       ->excludes(sizes);
-  cmd->add_option("--method", o->method, "exhaustive, mgd, smgd (default), pipeline, model or guided")
-      ->check(CLI::IsMember({"exhaustive", "mgd", "smgd", "pipeline", "model", "guided"}));
+  cmd->add_option("--method", o->method,
+                  "exhaustive, mgd, smgd (default), pipeline, model (model-only) or guided (model-guided)")
+      ->check([](const std::string& m) {
+        return tune::parse_method(m) ? std::string()
+                                     : "unknown method `" + m + "` (exhaustive, mgd, smgd, pipeline, model, guided)";
+      });
   o->prof.add(cmd);
   o->grid.add(cmd);
   cmd->add_option("--prune", o->prune, "smgd: drop an algorithm whose first time is this many times the best")
@@ -504,7 +515,10 @@ void add_tune(CLI::App& app) {
   cmd->add_option("-o,--output", o->output, "The rules file to write")->required();
   cmd->add_option("--state", o->state, "Measurements kept for resuming (default OUTPUT.state.json)");
   cmd->add_flag("--fresh", o->fresh, "Ignore the state file's measurements (measure again)");
-  cmd->add_option("--report", o->report, "Write the per-point report as JSON");
+  cmd->add_option("--report", o->report,
+                  "Write the per-point report as JSON (without a file name: OUTPUT.report.json, and its figure "
+                  "OUTPUT.report.svg unless --plot names one)")
+      ->expected(0, 1);
   cmd->add_option("--plot", o->plot, "Write the report's figure (SVG): predicted against measured, time against segment size");
   cmd->add_option("--replay", o->replay,
                   "Take every measurement from this state file of an earlier (exhaustive) tuning instead of running: "
@@ -516,7 +530,10 @@ void add_tune(CLI::App& app) {
                 "Run the benchmark without `tandem run` around it (the MPI's own eager limits; default: under "
                 "`tandem run`, as the rules are used)");
   cmd->add_flag("--no-mpi-default", o->no_mpi_default, "Do not measure the MPI library's default (tandem's algorithms only)");
-  cmd->callback(bench::exits_with([o] { return run_tune(*o); }));
+  cmd->callback(bench::exits_with([o, cmd] {
+    o->report_flag = cmd->count("--report") > 0;
+    return run_tune(*o);
+  }));
 }
 
 }  // namespace tandem::cli

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -31,7 +32,11 @@ const char* method_name(Method m) {
   return "?";
 }
 
-std::optional<Method> parse_method(const std::string& s) {
+std::optional<Method> parse_method(const std::string& text) {
+  std::string s;
+  for (char c : text) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (s == "model-only") s = "model";
+  if (s == "model-guided") s = "guided";
   for (Method m : {Method::Exhaustive, Method::MGD, Method::SMGD, Method::Pipeline, Method::Model, Method::Guided})
     if (s == method_name(m)) return m;
   return std::nullopt;
@@ -176,8 +181,8 @@ double Tuner::measure_one(const Point& p, const Variant& v, Outcome& out) { retu
 // default) is dropped.
 void Tuner::descend_all(const Point& p, bool scan, std::vector<Variant> first_batch, Outcome& out) {
   struct Walk {
-    const coll::Algorithm* a;
-    int fan;
+    const coll::Algorithm* a = nullptr;
+    int fan = 0;
     std::vector<std::uint64_t> segs;
     std::size_t i = 0;
     double cur = 0;
@@ -189,7 +194,10 @@ void Tuner::descend_all(const Point& p, bool scan, std::vector<Variant> first_ba
   for (const auto& a : coll::algorithms(p.coll)) {
     if (a.commutative_only && !pb.commutative) continue;
     for (int f : fanouts_for(a, p)) {
-      Walk w{&a, f, segments_for(a, p)};
+      Walk w;
+      w.a = &a;
+      w.fan = f;
+      w.segs = segments_for(a, p);
       if (w.segs.empty()) continue;
       w.key = fmt::format("{}/{}/{}", coll::coll_name(p.coll), a.name, f);
       w.i = scan ? 0 : w.segs.size() / 2;
