@@ -1,7 +1,7 @@
 // `tandem profile`: measures a machine profile for the performance model (model/profile.hpp).
 // Point-to-point parameters by bench/logp.c between two ranks inside a node (shared
-// memory) and between two hosts (the virtual cluster, or any launcher given with
-// --launcher), the local copy and reduce costs in this process with tandem's own kernels.
+// memory) and between two hosts of the virtual cluster, the local copy and reduce costs
+// in this process with tandem's own kernels.
 // `--machine superpod` writes the built-in data sheet instead.
 #include <fmt/format.h>
 #include <unistd.h>
@@ -14,7 +14,9 @@
 #include <ctime>
 #include <fstream>
 #include <memory>
+#include <vector>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "cli/bench/bench.hpp"
@@ -22,6 +24,7 @@
 #include "cli/model_opts.hpp"
 #include "coll/reduce_ops.hpp"
 #include "common/config.hpp"
+#include "common/memory.hpp"
 #include "common/process.hpp"
 #include "common/units.hpp"
 #include "model/profile.hpp"
@@ -95,14 +98,11 @@ model::P2PTable run_logp(const ProfOpts& o, const std::string& where, const std:
   std::vector<std::string> args{"-s", bench::join_nums(sizes), "--ci", fmt::format("{}", o.ci),
                                 "--min-reps", std::to_string(o.min_reps), "--max-reps", std::to_string(o.max_reps),
                                 "--budget", fmt::format("{}", o.budget)};
-  auto cmd = bench::launch_command(bo, "logp", args);
-  process::Options po;
   // As tandem's collectives run: under `tandem run` (its eager limit), interception off so
   // that the program's own sends are timed as they are.
-  if (!o.plain) {
-    cmd.insert(cmd.begin(), {bench::tandem_exe().string(), "run", "--mpi", o.mpi, "--"});
-    po.env.emplace_back("TANDEM_ENABLE", "0");
-  }
+  const auto cmd = bench::launch_command(bo, "logp", args, {}, !o.plain);
+  process::Options po;
+  if (!o.plain) po.env.emplace_back("TANDEM_ENABLE", "0");
   fmt::print(stderr, "tandem profile: {} ({} sizes): {}\n", where, sizes.size(), bench::join(cmd));
   po.capture_out = true;
   po.timeout_s = static_cast<unsigned>(o.timeout);
@@ -113,11 +113,8 @@ model::P2PTable run_logp(const ProfOpts& o, const std::string& where, const std:
     throw std::runtime_error(fmt::format("the measurement at {} failed (exit status {}{}): {}", where, r.status,
                                          r.timed_out ? ", timed out" : "", bench::join(cmd)));
   model::P2PTable t;
-  std::size_t pos = 0;
-  while (pos < r.out.size()) {
-    std::size_t nl = r.out.find('\n', pos);
-    std::string line = r.out.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-    pos = nl == std::string::npos ? r.out.size() : nl + 1;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
     json j = json::parse(line, nullptr, false);
     if (!j.is_object() || !j.contains("size")) continue;
     model::P2PPoint q;
@@ -142,17 +139,17 @@ model::P2PTable run_logp(const ProfOpts& o, const std::string& where, const std:
   return t;
 }
 
+// Page-aligned buffers for the local measurements.
+using PageBuffer = std::vector<char, PageAllocator<char>>;
+
 model::CostTable measure_copy(const ProfOpts& o, const std::vector<std::uint64_t>& sizes) {
   model::CostTable t;
   const std::uint64_t max = *std::max_element(sizes.begin(), sizes.end());
-  std::unique_ptr<char, decltype(&std::free)> a(static_cast<char*>(std::aligned_alloc(4096, (max + 4095) / 4096 * 4096)), &std::free),
-      b(static_cast<char*>(std::aligned_alloc(4096, (max + 4095) / 4096 * 4096)), &std::free);
-  std::memset(a.get(), 1, max);
-  std::memset(b.get(), 2, max);
+  PageBuffer a(max, 1), b(max, 2);
   for (std::uint64_t m : sizes) {
     const double s = time_until(o, [&] {
-      std::memcpy(b.get(), a.get(), m);
-      asm volatile("" : : "r"(b.get()) : "memory");
+      std::memcpy(b.data(), a.data(), m);
+      asm volatile("" : : "r"(b.data()) : "memory");
     });
     t.points.push_back({m, s});
   }
@@ -165,17 +162,13 @@ model::CostTable measure_reduce(const ProfOpts& o, coll::DType dt, coll::ROp op,
   red.type = dt;
   red.op = op;
   red.elem = coll::dtype_size(dt);
-  const std::uint64_t max = *std::max_element(sizes.begin(), sizes.end());
-  const std::uint64_t cap = (max + red.elem + 4095) / 4096 * 4096;
-  std::unique_ptr<char, decltype(&std::free)> a(static_cast<char*>(std::aligned_alloc(4096, cap)), &std::free),
-      b(static_cast<char*>(std::aligned_alloc(4096, cap)), &std::free);
-  std::memset(a.get(), 0, cap);  // zeros: every type's sum, max, ... stay finite
-  std::memset(b.get(), 0, cap);
+  const std::uint64_t max = *std::max_element(sizes.begin(), sizes.end()) + red.elem;
+  PageBuffer a(max, 0), b(max, 0);  // zeros: every type's sum, max, ... stay finite
   for (std::uint64_t m0 : sizes) {
     const std::uint64_t m = std::max<std::uint64_t>(red.elem, m0 / red.elem * red.elem);
     const double s = time_until(o, [&] {
-      red.apply(a.get(), b.get(), m, true, nullptr);
-      asm volatile("" : : "r"(b.get()) : "memory");
+      red.apply(a.data(), b.data(), m, true, nullptr);
+      asm volatile("" : : "r"(b.data()) : "memory");
     });
     if (!t.points.empty() && t.points.back().bytes >= m) continue;
     t.points.push_back({m, s});

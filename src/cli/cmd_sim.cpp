@@ -41,13 +41,6 @@ struct SimOpts {
   std::string json_file;
 };
 
-// Whether a collective's count is one rank's block of a larger buffer (as coll::Args).
-bool blocked(coll::Coll c) {
-  using coll::Coll;
-  return c == Coll::Allgather || c == Coll::Alltoall || c == Coll::Gather || c == Coll::Scatter ||
-         c == Coll::ReduceScatterBlock;
-}
-
 int run_sim(const SimOpts& o) {
   const model::Profile prof = o.prof.load();
   const int np = o.np > 0 ? o.np : prof.shape.nodes * prof.shape.ranks_per_node;
@@ -60,18 +53,17 @@ int run_sim(const SimOpts& o) {
   fmt::print("{} ranks ({} per node, {} node{}), profile {}\n", np, topo.ranks_per_node, topo.nodes(),
              topo.nodes() == 1 ? "" : "s", o.prof.describe());
   for (const auto& cname : o.colls) {
-    const auto c = coll::parse_coll(cname);
-    if (!c) throw std::runtime_error("unknown collective `" + cname + "` (tandem info --algorithms lists them)");
+    const coll::Coll c = bench::coll_of(cname);
     std::vector<std::uint64_t> sizes;
     for (const auto& s : o.sizes) sizes.push_back(parse_bytes_or_throw(s));
     if (sizes.empty()) sizes = {8, 1024, 65536, 1 << 20, 16 << 20};
-    if (*c == coll::Coll::Barrier) sizes = {0};
+    if (c == coll::Coll::Barrier) sizes = {0};
     for (std::uint64_t bytes : sizes) {
       model::Problem pb;
-      pb.coll = *c;
+      pb.coll = c;
       pb.topo = topo;
       pb.elem_size = coll::dtype_size(dt);
-      const std::uint64_t per = o.total && blocked(*c) ? bytes / static_cast<std::uint64_t>(np) : bytes;
+      const std::uint64_t per = o.total && coll::blocked(c) ? bytes / static_cast<std::uint64_t>(np) : bytes;
       pb.bytes = per / pb.elem_size * pb.elem_size;
       pb.sim.reduce_key = model::reduce_key(dt, rop);
       std::vector<coll::Choice> cands;
@@ -80,7 +72,7 @@ int run_sim(const SimOpts& o) {
       } else {
         for (const auto& a : o.algorithms) {
           std::string why;
-          auto ch = coll::parse_choice(*c, a, &why);
+          auto ch = coll::parse_choice(c, a, &why);
           if (!ch) throw std::runtime_error(why);
           cands.push_back(*ch);
         }
@@ -118,8 +110,8 @@ int run_sim(const SimOpts& o) {
         const double a = builtin ? x.sim : x.flow, b = builtin ? y.sim : y.flow;
         return std::isnan(b) ? !std::isnan(a) : a < b;
       });
-      fmt::print("\n{} {}{}:\n", coll::coll_name(*c), bench::fmt_size(pb.bytes),
-                 blocked(*c) ? fmt::format(" per block ({} in all)", bench::fmt_size(pb.bytes * np)) : "");
+      fmt::print("\n{} {}{}:\n", coll::coll_name(c), bench::fmt_size(pb.bytes),
+                 coll::blocked(c) ? fmt::format(" per block ({} in all)", bench::fmt_size(pb.bytes * np)) : "");
       std::vector<std::string> head{"algorithm"};
       if (builtin) head.insert(head.end(), {"simulated", "sim wall"});
       if (flow) head.insert(head.end(), {"simgrid", "simgrid wall"});
@@ -129,10 +121,10 @@ int run_sim(const SimOpts& o) {
       auto ot = [&](const std::optional<double>& v) { return v ? t(*v) : std::string("-"); };
       int shown = 0;
       for (const auto& r : rows) {
-        json pt = {{"collective", coll::coll_name(*c)}, {"bytes", pb.bytes}, {"algorithm", r.ch.str()}};
+        json pt = {{"collective", coll::coll_name(c)}, {"bytes", pb.bytes}, {"algorithm", r.ch.str()}};
         if (!r.error.empty()) {
           pt["error"] = r.error;
-          fmt::print(stderr, "tandem: {} {} {}: {}\n", coll::coll_name(*c), pb.bytes, r.ch.str(), r.error);
+          fmt::print(stderr, "tandem: {} {} {}: {}\n", coll::coll_name(c), pb.bytes, r.ch.str(), r.error);
         } else {
           if (builtin) pt["simulated_s"] = r.sim, pt["sim_wall_s"] = r.wall;
           if (flow) pt["simgrid_s"] = r.flow, pt["simgrid_wall_s"] = r.flow_wall;

@@ -16,10 +16,12 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "cli/bench/bench.hpp"
 #include "cli/cli.hpp"
 #include "cli/model_opts.hpp"
+#include "common/files.hpp"
 #include "common/process.hpp"
 #include "common/units.hpp"
 #include "tune/tuner.hpp"
@@ -54,23 +56,6 @@ struct TuneOpts {
   std::string ompi_export;  // Open MPI coll_tuned rules file to write
   std::string replay;  // a state file to take every measurement from (no runs)
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
-}
 
 // Measures variants by running coll_bench once for tandem's and the MPI default together.
 class BenchMeasurer {
@@ -124,11 +109,10 @@ class BenchMeasurer {
     if (!algs.empty()) args.insert(args.end(), {"-a", algs});
     if (algs.empty()) args.push_back("--only-mpi");
     else if (!with_mpi) args.push_back("--no-mpi");
-    auto cmd = bench::launch_command(bo_, "coll_bench", args, launcher_args);
     // As the rules will be used: under `tandem run` (its eager limit, the MPI library's own
     // collectives passed through), unless --plain; the MPI's own algorithms forced for the
     // exports run plainly, as Open MPI runs them with the exported file alone.
-    if (!plain) cmd.insert(cmd.begin(), {bench::tandem_exe().string(), "run", "--mpi", o_.mpi, "--"});
+    const auto cmd = bench::launch_command(bo_, "coll_bench", args, launcher_args, !plain);
     process::Options po;
     po.capture_out = true;
     po.timeout_s = static_cast<unsigned>(o_.timeout);
@@ -212,27 +196,25 @@ plot::Figure report_figure(const std::vector<tune::Outcome>& outs) {
     p.x.label = "segment size";
     for (const auto& a : coll::algorithms(o->point.coll)) {
       if (!a.segmented) continue;
-      plot::Series m = bench::series(std::string(a.name) + " measured", ""), pr = bench::series(std::string(a.name) + " predicted", "", true);
+      // (segment size, measured, predicted), in order of segment size
+      std::vector<std::tuple<double, double, double>> pts;
       for (const auto& [label, t] : o->measured) {
         std::string why;
         auto ch = coll::parse_choice(o->point.coll, label, &why);
         if (!ch || ch->alg != &a || ch->fanout != 0 || ch->segsize == 0) continue;
-        m.x.push_back(static_cast<double>(ch->segsize));
-        m.y.push_back(t * 1e6);
         auto it = o->predictions.find(label);
-        pr.x.push_back(static_cast<double>(ch->segsize));
-        pr.y.push_back(it != o->predictions.end() ? it->second * 1e6 : bench::kNaN);
+        pts.emplace_back(static_cast<double>(ch->segsize), t * 1e6, it != o->predictions.end() ? it->second * 1e6 : bench::kNaN);
       }
-      if (m.x.size() < 2) continue;
-      // in order of segment size
-      std::vector<std::size_t> idx(m.x.size());
-      for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-      std::sort(idx.begin(), idx.end(), [&](std::size_t i, std::size_t j) { return m.x[i] < m.x[j]; });
-      plot::Series ms = m, ps = pr;
-      for (std::size_t k = 0; k < idx.size(); ++k)
-        ms.x[k] = m.x[idx[k]], ms.y[k] = m.y[idx[k]], ps.x[k] = pr.x[idx[k]], ps.y[k] = pr.y[idx[k]];
-      p.series.push_back(ms);
-      p.series.push_back(ps);
+      if (pts.size() < 2) continue;
+      std::sort(pts.begin(), pts.end());
+      plot::Series m = bench::series(std::string(a.name) + " measured", ""),
+                   pr = bench::series(std::string(a.name) + " predicted", "", true);
+      for (const auto& [seg, meas, pred] : pts) {
+        m.x.push_back(seg), m.y.push_back(meas);
+        pr.x.push_back(seg), pr.y.push_back(pred);
+      }
+      p.series.push_back(m);
+      p.series.push_back(pr);
     }
     // A predicted series takes its measured one's colour.
     static const char* const kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
@@ -240,6 +222,108 @@ plot::Figure report_figure(const std::vector<tune::Outcome>& outs) {
     f.panels.push_back(p);
   }
   return f;
+}
+
+// The points to tune: the calls a program made (--from), most frequent first, or every
+// collective of -c (default allreduce) at every size of --sizes.
+std::vector<tune::Point> points_of(const TuneOpts& o) {
+  std::vector<tune::Point> points;
+  if (!o.from.empty()) {
+    // Calls on other rank counts than --np, and reductions' sizes the benchmark's float
+    // cannot express, are said and left out.
+    json j = json::parse(files::read_text(o.from), nullptr, false);
+    if (!j.is_object() || j.value("format", "") != "tandem-coll-record" || !j.contains("calls") || !j["calls"].is_array())
+      throw std::runtime_error("the record " + o.from + " is not a `tandem run --record` file (truncated?)");
+    if (j.value("version", 0) != 1) throw std::runtime_error("the record " + o.from + " has a version this tandem cannot read");
+    std::vector<std::pair<std::uint64_t, tune::Point>> calls;
+    std::map<int, std::uint64_t> other_ranks;
+    for (const auto& e : j["calls"]) {
+      auto c = coll::parse_coll(e.value("collective", ""));
+      if (!c) throw std::runtime_error("the record " + o.from + " names an unknown collective " + e.dump());
+      if (!o.colls.empty() && std::find(o.colls.begin(), o.colls.end(), coll::coll_name(*c)) == o.colls.end()) continue;
+      const int ranks = e.value("ranks", 0);
+      const std::uint64_t bytes = e.value("bytes", std::uint64_t{0}), n = e.value("calls", std::uint64_t{0});
+      if (ranks != o.np) {
+        other_ranks[ranks] += n;
+        continue;
+      }
+      if ((coll::reduces(*c) && bytes % 4) || bytes > bench::kMaxSize) {
+        fmt::print(stderr, "tandem tune: {} of {} bytes left out (the benchmark times reductions on floats, up to 2 GiB)\n",
+                   coll::coll_name(*c), bytes);
+        continue;
+      }
+      calls.push_back({n, tune::Point{*c, ranks, bytes}});
+    }
+    for (const auto& [r, n] : other_ranks)
+      fmt::print(stderr, "tandem tune: {} calls on {} ranks left out (tuning {} ranks: run again with --np {})\n", n, r,
+                 o.np, r);
+    std::stable_sort(calls.begin(), calls.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+    for (const auto& [n, p] : calls) points.push_back(p);
+    if (points.empty()) throw std::runtime_error("the record " + o.from + " has no call to tune on " + std::to_string(o.np) + " ranks");
+    return points;
+  }
+  std::vector<std::uint64_t> sizes;
+  for (const auto& s : o.sizes) sizes.push_back(parse_bytes_or_throw(s, bench::kMaxSize));
+  if (sizes.empty()) sizes = {8, 512, 32768, 524288, 4 << 20, 16 << 20};
+  for (const auto& cname : o.colls.empty() ? std::vector<std::string>{"allreduce"} : o.colls) {
+    const coll::Coll c = bench::coll_of(cname);
+    for (std::uint64_t b : c == coll::Coll::Barrier ? std::vector<std::uint64_t>{0} : sizes) {
+      if (coll::reduces(c) && b % 4) throw std::runtime_error(fmt::format("{}: sizes must be multiples of 4 (float), not {}", cname, b));
+      points.push_back({c, o.np, b});
+    }
+  }
+  return points;
+}
+
+// --ompi-export: Open MPI's own algorithms of each collective tuned, forced one by one,
+// and its default ("0"), all measured plainly.
+void add_ompi_variants(const TuneOpts& o, const std::vector<tune::Point>& points, tune::Options& to) {
+  if (o.mpi != "openmpi") throw std::runtime_error("--ompi-export needs --mpi openmpi");
+  for (const auto& p : points) {
+    auto [it, fresh] = to.mpi_variants.try_emplace(static_cast<int>(p.coll));
+    if (!fresh) continue;
+    std::vector<std::string> skipped;  // two_proc on other rank counts than 2
+    it->second.push_back(tune::Variant{coll::Choice{}, "0", 0});
+    for (const auto& a : bench::ompi_algorithms(coll::coll_name(p.coll), o.np, {}, &skipped))
+      it->second.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), 0});
+  }
+}
+
+// The model against the measurements: the error of every prediction of a variant that
+// was measured, and per point and segmented algorithm the measured time at the segment
+// size the model predicts best over the measured ones, against the best measured.
+void model_summary(const std::vector<tune::Outcome>& outcomes, json& doc) {
+  std::vector<double> errors, seg_ratios;
+  for (const auto& out : outcomes) {
+    std::map<std::string, std::pair<double, double>> by_alg;  // algorithm -> (best measured, measured at predicted best)
+    std::map<std::string, double> pred_best;
+    for (const auto& [label, t] : out.measured) {
+      auto it = out.predictions.find(label);
+      if (it == out.predictions.end() || !(t > 0)) continue;
+      errors.push_back(std::abs(it->second - t) / t);
+      std::string why;
+      auto ch = coll::parse_choice(out.point.coll, label, &why);
+      if (!ch || !ch->alg->segmented || ch->fanout) continue;
+      const std::string a = ch->alg->name;
+      auto& [best, at_pred] = by_alg.try_emplace(a, INFINITY, INFINITY).first->second;
+      best = std::min(best, t);
+      auto pb = pred_best.find(a);
+      if (pb == pred_best.end() || it->second < pb->second) pred_best[a] = it->second, at_pred = t;
+    }
+    for (const auto& [a, v] : by_alg)
+      if (std::isfinite(v.first) && std::isfinite(v.second)) seg_ratios.push_back(v.second / v.first);
+  }
+  const auto within = std::count_if(seg_ratios.begin(), seg_ratios.end(), [](double r) { return r <= 1.10; });
+  const double med_err = errors.empty() ? bench::kNaN : bench::median_of(errors);
+  if (!errors.empty())
+    fmt::print("model: median error {:.1f}% over {} measured variants; the predicted best segment size is within 1.10x "
+             "of the measured best for {} of {} (point, algorithm) pairs{}\n",
+             med_err * 100, errors.size(), within, seg_ratios.size(),
+             seg_ratios.empty() ? "" : fmt::format(" (worst {:.2f}x)", *std::max_element(seg_ratios.begin(), seg_ratios.end())));
+  doc["model_median_error"] = bench::num(med_err);
+  doc["model_predictions_compared"] = errors.size();
+  doc["model_segsize_within_1_10"] = within;
+  doc["model_segsize_pairs"] = seg_ratios.size();
 }
 
 int run_tune(const TuneOpts& opts) {
@@ -262,23 +346,19 @@ int run_tune(const TuneOpts& opts) {
   const std::string state_file = !o.state.empty() ? o.state : o.output + ".state.json";
   tune::Store store;
   if (!o.fresh && access(state_file.c_str(), F_OK) == 0) {
-    store = tune::Store::from_json(read_file(state_file), state_file);
+    store = tune::Store::from_json(files::read_text(state_file), state_file);
     std::size_t n = 0;
     for (const auto& [k, m] : store.times) n += m.size();
     fmt::print(stderr, "tandem tune: resuming from {} ({} measurements kept)\n", state_file, n);
   }
   BenchMeasurer bm(o);
-  tune::Measurer measurer = [&](const tune::Point& p, const std::vector<tune::Variant>& vs) {
-    auto t = bm(p, vs);
-    write_file_atomically(state_file, store.to_json());  // the tuner has put the previous ones
-    return t;
-  };
+  tune::Measurer measurer = std::ref(bm);
+  to.on_store = [&] { files::write_text_atomically(state_file, store.to_json()); };
   // --replay: the measurements of an earlier tuning (an exhaustive one) stand in for runs,
   // so methods can be compared on the same times, and their experiments counted.
   std::optional<tune::Store> replayed;
   if (!o.replay.empty()) {
-    if (access(o.replay.c_str(), R_OK) != 0) throw std::runtime_error("cannot read tuning state " + o.replay);
-    replayed = tune::Store::from_json(read_file(o.replay), o.replay);
+    replayed = tune::Store::from_json(files::read_text(o.replay), o.replay);
     measurer = [&](const tune::Point& p, const std::vector<tune::Variant>& vs) {
       std::vector<double> t;
       for (const auto& v : vs) {
@@ -291,83 +371,15 @@ int run_tune(const TuneOpts& opts) {
       ++bm.launches;
       return t;
     };
-    store = tune::Store{};  // count every experiment the method asks for
   }
-  if (!o.ompi_export.empty()) {
-    // Open MPI's own algorithms, forced one by one, and its default, all plainly.
-    if (o.mpi != "openmpi") throw std::runtime_error("--ompi-export needs --mpi openmpi");
-    for (const auto& cname : o.colls.empty() ? std::vector<std::string>{"allreduce"} : o.colls) {
-      auto c = coll::parse_coll(cname);
-      if (!c || tune::ompi_coll_id(*c) < 0) continue;
-      std::vector<std::string> skipped;
-      auto& v = to.mpi_variants[static_cast<int>(*c)];
-      v.push_back(tune::Variant{coll::Choice{}, "0", 0});
-      for (const auto& a : bench::ompi_algorithms(cname, o.np, {}, &skipped)) {
-        if (cname == "barrier" || a.name.find("two_proc") == std::string::npos || o.np == 2)
-          v.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), 0});
-      }
-    }
-  }
+  const std::vector<tune::Point> points = points_of(o);
+  if (!o.ompi_export.empty()) add_ompi_variants(o, points, to);
   tune::Tuner tuner(to, measurer, profile ? &*profile : nullptr, replayed ? nullptr : &store);
-  std::vector<tune::Point> points;
-  if (!o.from.empty()) {
-    // The calls a program made, most frequent first; those of other rank counts than
-    // --np, and reductions' sizes the benchmark's float cannot express, are said and left.
-    std::ifstream in(o.from);
-    if (!in) throw std::runtime_error("cannot read the record " + o.from);
-    std::stringstream ss;
-    ss << in.rdbuf();
-    json j = json::parse(ss.str(), nullptr, false);
-    if (!j.is_object() || j.value("format", "") != "tandem-coll-record" || !j.contains("calls") || !j["calls"].is_array())
-      throw std::runtime_error("the record " + o.from + " is not a `tandem run --record` file (truncated?)");
-    if (j.value("version", 0) != 1) throw std::runtime_error("the record " + o.from + " has a version this tandem cannot read");
-    std::vector<std::pair<std::uint64_t, tune::Point>> calls;
-    std::map<int, std::uint64_t> other_ranks;
-    for (const auto& e : j["calls"]) {
-      auto c = coll::parse_coll(e.value("collective", ""));
-      if (!c) throw std::runtime_error("the record " + o.from + " names an unknown collective " + e.dump());
-      if (!o.colls.empty() && std::find(o.colls.begin(), o.colls.end(), coll::coll_name(*c)) == o.colls.end()) continue;
-      const int ranks = e.value("ranks", 0);
-      const std::uint64_t bytes = e.value("bytes", std::uint64_t{0}), n = e.value("calls", std::uint64_t{0});
-      if (ranks != o.np) {
-        other_ranks[ranks] += n;
-        continue;
-      }
-      const bool reduces = *c == coll::Coll::Reduce || *c == coll::Coll::Allreduce || *c == coll::Coll::ReduceScatterBlock;
-      if ((reduces && bytes % 4) || bytes > bench::kMaxSize) {
-        fmt::print(stderr, "tandem tune: {} of {} bytes left out (the benchmark times reductions on floats, up to 2 GiB)\n",
-                   coll::coll_name(*c), bytes);
-        continue;
-      }
-      calls.push_back({n, tune::Point{*c, ranks, bytes}});
-    }
-    for (const auto& [r, n] : other_ranks)
-      fmt::print(stderr, "tandem tune: {} calls on {} ranks left out (tuning {} ranks: run again with --np {})\n", n, r,
-                 o.np, r);
-    std::stable_sort(calls.begin(), calls.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
-    for (const auto& [n, p] : calls) points.push_back(p);
-    if (points.empty()) throw std::runtime_error("the record " + o.from + " has no call to tune on " + std::to_string(o.np) + " ranks");
-  }
-  for (const auto& cname : o.from.empty() ? (o.colls.empty() ? std::vector<std::string>{"allreduce"} : o.colls)
-                                          : std::vector<std::string>{}) {
-    auto c = coll::parse_coll(cname);
-    if (!c) throw std::runtime_error("unknown collective `" + cname + "`");
-    std::vector<std::uint64_t> sizes;
-    for (const auto& s : o.sizes) sizes.push_back(parse_bytes_or_throw(s, bench::kMaxSize));
-    if (sizes.empty()) sizes = {8, 512, 32768, 524288, 4 << 20, 16 << 20};
-    if (*c == coll::Coll::Barrier) sizes = {0};
-    const bool reduces = *c == coll::Coll::Reduce || *c == coll::Coll::Allreduce || *c == coll::Coll::ReduceScatterBlock;
-    for (std::uint64_t b : sizes) {
-      if (reduces && b % 4) throw std::runtime_error(fmt::format("{}: sizes must be multiples of 4 (float), not {}", cname, b));
-      points.push_back({*c, o.np, b});
-    }
-  }
   std::vector<tune::Outcome> outcomes;
   const auto t0 = Clock::now();
   progress_line(0, points.size(), 0);
   for (const auto& p : points) {
     outcomes.push_back(tuner.tune(p));
-    if (!replayed) write_file_atomically(state_file, store.to_json());
     progress_line(outcomes.size(), points.size(), std::chrono::duration<double>(Clock::now() - t0).count());
   }
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
@@ -379,9 +391,9 @@ int run_tune(const TuneOpts& opts) {
       "made by `tandem tune --method {}` on {} ranks ({}, {}), {} experiments (an exhaustive search: {})",
       o.method, o.np, o.mpi, o.where, tuner.experiments(), exhaustive);
   auto t = [](double s) { return s > 0 && std::isfinite(s) ? bench::fmt_time(s * 1e6) : std::string("-"); };
-  if (!o.output.empty()) write_file_atomically(o.output, tune::rules_text(outcomes, comment));
+  if (!o.output.empty()) files::write_text_atomically(o.output, tune::rules_text(outcomes, comment));
   if (!o.ompi_export.empty()) {
-    write_file_atomically(o.ompi_export, tune::ompi_rules_text(outcomes));
+    files::write_text_atomically(o.ompi_export, tune::ompi_rules_text(outcomes));
     std::vector<std::vector<std::string>> er;
     for (const auto& out : outcomes) {
       auto d = out.measured.find("mpi:0");
@@ -440,43 +452,8 @@ int run_tune(const TuneOpts& opts) {
   }
   fmt::print("{} experiments in {} launches, {:.0f} s (an exhaustive search: {} experiments){}\n", tuner.experiments(),
              bm.launches, wall, exhaustive, o.output.empty() ? "" : "; rules in " + o.output);
-  if (profile) {
-    // The model against the measurements: the error of every prediction of a variant that
-    // was measured, and per point and segmented algorithm the measured time at the segment
-    // size the model predicts best over the measured ones, against the best measured.
-    std::vector<double> errors, seg_ratios;
-    for (const auto& out : outcomes) {
-      std::map<std::string, std::pair<double, double>> by_alg;  // algorithm -> (best measured, measured at predicted best)
-      std::map<std::string, double> pred_best;
-      for (const auto& [label, t] : out.measured) {
-        auto it = out.predictions.find(label);
-        if (it == out.predictions.end() || !(t > 0)) continue;
-        errors.push_back(std::abs(it->second - t) / t);
-        std::string why;
-        auto ch = coll::parse_choice(out.point.coll, label, &why);
-        if (!ch || !ch->alg->segmented || ch->fanout) continue;
-        const std::string a = ch->alg->name;
-        auto& [best, at_pred] = by_alg.try_emplace(a, INFINITY, INFINITY).first->second;
-        best = std::min(best, t);
-        auto pb = pred_best.find(a);
-        if (pb == pred_best.end() || it->second < pb->second) pred_best[a] = it->second, at_pred = t;
-      }
-      for (const auto& [a, v] : by_alg)
-        if (std::isfinite(v.first) && std::isfinite(v.second)) seg_ratios.push_back(v.second / v.first);
-    }
-    const auto within = std::count_if(seg_ratios.begin(), seg_ratios.end(), [](double r) { return r <= 1.10; });
-    const double med_err = errors.empty() ? bench::kNaN : bench::median_of(errors);
-    if (!errors.empty())
-      fmt::print("model: median error {:.1f}% over {} measured variants; the predicted best segment size is within 1.10x "
-               "of the measured best for {} of {} (point, algorithm) pairs{}\n",
-               med_err * 100, errors.size(), within, seg_ratios.size(),
-               seg_ratios.empty() ? "" : fmt::format(" (worst {:.2f}x)", *std::max_element(seg_ratios.begin(), seg_ratios.end())));
-    doc["model_median_error"] = bench::num(med_err);
-    doc["model_predictions_compared"] = errors.size();
-    doc["model_segsize_within_1_10"] = within;
-    doc["model_segsize_pairs"] = seg_ratios.size();
-  }
-  if (!o.report.empty()) write_file_atomically(o.report, doc.dump(1) + "\n");
+  if (profile) model_summary(outcomes, doc);
+  if (!o.report.empty()) files::write_text_atomically(o.report, doc.dump(1) + "\n");
   if (!o.plot.empty()) bench::save({doc, report_figure(outcomes), true}, "", o.plot);
   return 0;
 }

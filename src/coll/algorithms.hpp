@@ -27,6 +27,15 @@ constexpr int kCollCount = 9;
 const char* coll_name(Coll c);                    // "allreduce", "reduce_scatter_block", ...
 std::optional<Coll> parse_coll(std::string_view);  // the same names
 const std::vector<Coll>& all_colls();
+// Whether the collective combines with a reduction operation (Reduce, Allreduce,
+// Reduce_scatter_block).
+constexpr bool reduces(Coll c) { return c == Coll::Reduce || c == Coll::Allreduce || c == Coll::ReduceScatterBlock; }
+// Whether a call's count is one rank's block of a buffer of `size` blocks (Allgather,
+// Alltoall, Gather, Scatter, Reduce_scatter_block), not the whole vector (see Args).
+constexpr bool blocked(Coll c) {
+  return c == Coll::Allgather || c == Coll::Alltoall || c == Coll::Gather || c == Coll::Scatter ||
+         c == Coll::ReduceScatterBlock;
+}
 
 // One call of a collective as one rank sees it. Counts follow MPI: for Bcast, Reduce and
 // Allreduce `count` is the whole vector; for Allgather, Gather, Scatter, Alltoall and

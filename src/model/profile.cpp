@@ -4,8 +4,9 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <stdexcept>
+
+#include "common/files.hpp"
 
 namespace tandem::model {
 
@@ -215,11 +216,13 @@ Profile parse_profile(const std::string& body, const std::string& name) {
 }
 
 Profile load_profile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) bad(path, "cannot be read (missing?)");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_profile(ss.str(), path);
+  std::string text;
+  try {
+    text = files::read_text(path);
+  } catch (const std::runtime_error&) {
+    bad(path, "cannot be read (missing?)");
+  }
+  return parse_profile(text, path);
 }
 
 std::string to_json(const Profile& p) {
@@ -252,15 +255,7 @@ std::string to_json(const Profile& p) {
   return j.dump(1) + "\n";
 }
 
-void save_profile(const Profile& p, const std::string& path) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << to_json(p);
-    if (!out.flush()) throw std::runtime_error("cannot write profile " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp + " to " + path);
-}
+void save_profile(const Profile& p, const std::string& path) { files::write_text_atomically(path, to_json(p)); }
 
 std::vector<std::string> mismatches(const Profile& p, const std::string& transport, int ranks_per_node,
                                     const std::string& host_cpu) {

@@ -107,9 +107,7 @@ model::Problem Tuner::problem(const Point& p) const {
   pb.topo.ranks = p.ranks;
   pb.topo.ranks_per_node = std::clamp(o_.ranks_per_node, 1, p.ranks);
   if (profile_) pb.topo = model::topology_for(*profile_, p.ranks, o_.ranks_per_node);
-  const bool reduces = p.coll == coll::Coll::Reduce || p.coll == coll::Coll::Allreduce ||
-                       p.coll == coll::Coll::ReduceScatterBlock;
-  pb.elem_size = reduces ? o_.elem_size : 1;
+  pb.elem_size = coll::reduces(p.coll) ? o_.elem_size : 1;
   pb.bytes = p.bytes / pb.elem_size * pb.elem_size;
   return pb;
 }
@@ -164,6 +162,7 @@ std::vector<double> Tuner::measure(const Point& p, const std::vector<Variant>& v
       out.measured[todo[k].label()] = got[k];
       if (store_) store_->put(p, todo[k], got[k]);
     }
+    if (store_ && o_.on_store) o_.on_store();
     out.experiments += static_cast<int>(todo.size());
     experiments_ += static_cast<int>(todo.size());
   }
@@ -389,10 +388,10 @@ std::string ompi_rules_text(const std::vector<Outcome>& outcomes) {
   for (auto& [id, comms] : by)
     for (auto& [ranks, v] : comms) {
       std::sort(v.begin(), v.end(), [](const Outcome* a, const Outcome* b) { return a->point.bytes < b->point.bytes; });
-      const bool per_rank = id == 2 || id == 7 || id == 11;  // allreduce, bcast, reduce
-      auto units = [&](std::uint64_t b) { return per_rank ? b : b * static_cast<std::uint64_t>(ranks); };
+      const bool total = coll::blocked(v.front()->point.coll);  // Open MPI counts the whole buffer
+      auto ompi_bytes = [&](std::uint64_t b) { return total ? b * static_cast<std::uint64_t>(ranks) : b; };
       for (std::size_t i = 0; i < v.size(); ++i) {
-        const std::uint64_t from = i == 0 ? 0 : units(geo_mid(v[i - 1]->point.bytes, v[i]->point.bytes) + 1);
+        const std::uint64_t from = i == 0 ? 0 : ompi_bytes(geo_mid(v[i - 1]->point.bytes, v[i]->point.bytes) + 1);
         t[id][ranks].emplace_back(from, std::atol(v[i]->best_mpi.mpi_alg.c_str()), 0, v[i]->best_mpi.mpi_segsize);
       }
     }

@@ -74,6 +74,7 @@ struct Options {
   std::map<int, std::vector<Variant>> mpi_variants;
   std::uint32_t elem_size = 4;      // reductions' datatype size (float)
   int ranks_per_node = 1;
+  std::function<void()> on_store;   // after each run's measurements are in the store (to save it)
 };
 
 struct Outcome {

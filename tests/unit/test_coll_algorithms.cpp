@@ -80,7 +80,6 @@ std::uint64_t sentinel(int q, std::uint64_t i) {
 }
 
 bool rooted(Coll c) { return c == Coll::Bcast || c == Coll::Reduce || c == Coll::Gather || c == Coll::Scatter; }
-bool reduces(Coll c) { return c == Coll::Reduce || c == Coll::Allreduce || c == Coll::ReduceScatterBlock; }
 bool has_in_place(Coll c) { return c != Coll::Bcast && c != Coll::Barrier; }
 
 struct Case {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "cli/cli.hpp"
+#include "coll/algorithms.hpp"
 #include "cli/plot.hpp"
 
 namespace tandem::cli::bench {
@@ -144,10 +145,13 @@ void preflight(Options& o, bool drop_tandem_if_missing, std::string* dropped_why
                const std::vector<std::string>& programs = {"pingpong", "overlap"});
 // The programs' -s, -t, -n and --json.
 std::vector<std::string> program_args(const Options& o, const std::vector<std::uint64_t>& sizes);
-// The plain launch of `program` (its _<mpi> build) with o.np ranks at o.where: the
-// launcher and its options (then `launcher_args`), the program, `args`.
+// The launch of `program` (its _<mpi> build) with o.np ranks at o.where: the launcher and
+// its options (then `launcher_args`), the program, `args`; with `under_tandem`, all of it
+// under `tandem run --mpi <mpi> --`.
 std::vector<std::string> launch_command(const Options& o, const std::string& program, const std::vector<std::string>& args,
-                                        const std::vector<std::string>& launcher_args = {});
+                                        const std::vector<std::string>& launcher_args = {}, bool under_tandem = false);
+// The collective of a name; throws naming the known ones.
+coll::Coll coll_of(const std::string& name);
 // Open MPI's coll_tuned algorithms of a collective, from ompi_info (0, "ignore", left
 // out; only the numbers of `only` when it is not empty; two_proc only with 2 ranks: Open
 // MPI refuses it on other counts, said in *skipped).

@@ -39,20 +39,6 @@ struct CollBenchOptions {
   std::string tandem_algorithm;  // overlap mode: TANDEM_COLL_<COLL> under tandem
 };
 
-coll::Coll coll_of(const std::string& name) {
-  auto c = coll::parse_coll(name);
-  if (!c) {
-    std::string known;
-    for (coll::Coll x : coll::all_colls()) known += (known.empty() ? "" : ", ") + std::string(coll::coll_name(x));
-    throw std::runtime_error(fmt::format("unknown collective `{}` (known: {})", name, known));
-  }
-  return *c;
-}
-
-bool is_reduction(coll::Coll c) {
-  return c == coll::Coll::Reduce || c == coll::Coll::Allreduce || c == coll::Coll::ReduceScatterBlock;
-}
-
 // nccl-tests' conventions (as coll_bench prints them): the bytes a call moves as algbw
 // counts them, and the factor from algbw to bus bandwidth.
 double total_bytes_of(coll::Coll c, std::uint64_t n, int p) {
@@ -91,7 +77,7 @@ std::vector<std::uint64_t> coll_sizes(const CollBenchOptions& cb, coll::Coll c) 
   }
   if (sizes.empty()) throw std::runtime_error("no message sizes (-b is above -e?)");
   for (auto v : sizes)
-    if (is_reduction(c) && v % 4)
+    if (coll::reduces(c) && v % 4)
       throw std::runtime_error(fmt::format("size {} is not a multiple of 4: {} sums floats", v, cb.coll));
   return sizes;
 }
@@ -119,6 +105,16 @@ std::vector<std::string> expand_algorithms(const CollBenchOptions& cb, coll::Col
 }
 
 }  // namespace
+
+coll::Coll coll_of(const std::string& name) {
+  auto c = coll::parse_coll(name);
+  if (!c) {
+    std::string known;
+    for (coll::Coll x : coll::all_colls()) known += (known.empty() ? "" : ", ") + std::string(coll::coll_name(x));
+    throw std::runtime_error(fmt::format("unknown collective `{}` (known: {})", name, known));
+  }
+  return *c;
+}
 
 std::vector<OmpiAlgorithm> ompi_algorithms(const std::string& coll, int np, const std::vector<int>& only,
                                            std::vector<std::string>* skipped) {

@@ -73,8 +73,8 @@ process::Options run_options(const Options& o, const RunExtras& x) {
 }  // namespace
 
 std::vector<std::string> launch_command(const Options& o, const std::string& program, const std::vector<std::string>& args,
-                                        const std::vector<std::string>& launcher_args) {
-  return command(o, "plain", program, args, launcher_args);
+                                        const std::vector<std::string>& launcher_args, bool under_tandem) {
+  return command(o, under_tandem ? "tandem" : "plain", program, args, launcher_args);
 }
 
 double loadavg() {

@@ -4,11 +4,11 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdio>
 #include <cstdlib>
 #include <set>
 
 #include "coll/mpi/types.hpp"
+#include "common/files.hpp"
 #include "common/log.hpp"
 #include "model/estimator.hpp"
 
@@ -33,7 +33,6 @@ int ranks_per_node(MPI_Comm comm, int size) noexcept {
 }
 
 bool rooted(Coll c) { return c == Coll::Bcast || c == Coll::Reduce || c == Coll::Gather || c == Coll::Scatter; }
-bool reduces(Coll c) { return c == Coll::Reduce || c == Coll::Allreduce || c == Coll::ReduceScatterBlock; }
 
 const char* mpi_name(Coll c) {
   switch (c) {
@@ -108,9 +107,7 @@ bool MpiContext::describe(const MpiCallSpec& s, Described* d, std::string* why) 
       PMPI_Type_get_extent(s.type, &xlb, &xextent);
       if (xlb != 0 || xextent != size) return no("datatype has a resized extent");
       std::uint64_t total = static_cast<std::uint64_t>(s.count) * static_cast<std::uint64_t>(size) *
-                            (s.coll == Coll::Bcast || s.coll == Coll::Allreduce || s.coll == Coll::Reduce
-                                 ? 1u
-                                 : static_cast<unsigned>(p));
+                            (blocked(s.coll) ? static_cast<unsigned>(p) : 1u);
       if (total > static_cast<std::uint64_t>(INT_MAX)) return no("more than 2 GiB of data");
     }
     Described& out = *d;
@@ -499,12 +496,9 @@ void MpiContext::write_record() noexcept {
       first = false;
     }
     out += "\n]}\n";
-    const std::string tmp = cfg_.coll_record + ".tmp";
-    if (FILE* f = std::fopen(tmp.c_str(), "w")) {
-      const bool ok = std::fwrite(out.data(), 1, out.size(), f) == out.size();
-      if (std::fclose(f) == 0 && ok && std::rename(tmp.c_str(), cfg_.coll_record.c_str()) == 0) return;
-    }
-    log_message(0, "cannot write TANDEM_COLL_RECORD=%s", cfg_.coll_record.c_str());
+    files::write_text_atomically(cfg_.coll_record, out);
+  } catch (const std::exception& e) {
+    log_message(0, "TANDEM_COLL_RECORD=%s: %s", cfg_.coll_record.c_str(), e.what());
   } catch (...) {
   }
 }
