@@ -135,6 +135,22 @@ TEST(Tune, AStoreResumesWithoutMeasuringAgain) {
   EXPECT_EQ(b.experiments, 0);
   EXPECT_EQ(b.best.label(), a.best.label());
   EXPECT_THROW(tune::Store::from_json("{\"format\": \"tandem-tune-state\", \"version\": 2}", "s.json"), std::runtime_error);
+  // The store is handed over after every run of measurements, with them in it (to save
+  // it then: an interruption loses at most the run in progress).
+  Bowl b3;
+  tune::Store s3;
+  std::vector<std::size_t> sizes_seen;
+  auto o3 = opts(Method::MGD);
+  o3.on_store = [&] {
+    std::size_t n = 0;
+    for (const auto& [k, m] : s3.times) n += m.size();
+    sizes_seen.push_back(n);
+  };
+  tune::Tuner t3(o3, std::ref(b3), nullptr, &s3);
+  const auto c = t3.tune(kBcast);
+  ASSERT_EQ(sizes_seen.size(), static_cast<std::size_t>(b3.calls));
+  EXPECT_EQ(sizes_seen.back(), static_cast<std::size_t>(c.experiments));
+  for (std::size_t i = 1; i < sizes_seen.size(); ++i) EXPECT_GT(sizes_seen[i], sizes_seen[i - 1]);
   EXPECT_THROW(tune::Store::from_json("{\"format\": \"tandem-tune", "s.json"), std::runtime_error);
 }
 
