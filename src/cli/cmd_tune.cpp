@@ -14,6 +14,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <tuple>
@@ -54,6 +55,8 @@ struct TuneOpts {
   bool fresh = false;
   bool plain = false;  // measure without `tandem run` around the benchmark
   std::string ompi_export;  // Open MPI coll_tuned rules file to write
+  std::string mpich_export;  // MPICH csel JSON file to write (and its ch4 file beside it)
+  std::string mpich_ch4;     // the ch4 file: written before the tuning, used by its forced runs
   std::string replay;  // a state file to take every measurement from (no runs)
 };
 
@@ -87,7 +90,16 @@ class BenchMeasurer {
 
  private:
   std::vector<std::string> forced_args(const tune::Point& p, const tune::Variant& v) const {
-    if (o_.mpi != "openmpi") throw std::runtime_error("forcing the MPI library's own algorithms needs --mpi openmpi");
+    if (o_.mpi == "mpich") {
+      // MPICH's MPIR algorithm forced, reached through ch4's flat path (the exported ch4
+      // file), and an error instead of MPICH's silent substitute where it cannot run.
+      std::string var = "MPIR_CVAR_" + std::string(coll::coll_name(p.coll)) + "_INTRA_ALGORITHM";
+      std::transform(var.begin(), var.end(), var.begin(), [](unsigned char ch) { return std::toupper(ch); });
+      std::vector<std::string> a{"-genv", "MPIR_CVAR_CH4_COLL_SELECTION_TUNING_JSON_FILE", o_.mpich_ch4};
+      if (v.mpi_alg != "auto") a.insert(a.end(), {"-genv", var, v.mpi_alg, "-genv", "MPIR_CVAR_COLLECTIVE_FALLBACK", "error"});
+      return a;
+    }
+    if (o_.mpi != "openmpi") throw std::runtime_error("forcing the MPI library's own algorithms needs --mpi openmpi or mpich");
     if (v.mpi_alg == "0") return {};
     const std::string c = coll::coll_name(p.coll);
     std::vector<std::string> a{"--mca", "coll_tuned_use_dynamic_rules", "1", "--mca", "coll_tuned_" + c + "_algorithm", v.mpi_alg};
@@ -115,6 +127,7 @@ class BenchMeasurer {
     const auto cmd = bench::launch_command(bo_, "coll_bench", args, launcher_args, !plain);
     process::Options po;
     po.capture_out = true;
+    po.capture_err = o_.mpi == "mpich";  // to tell MPICH's refusal of a forced algorithm
     po.timeout_s = static_cast<unsigned>(o_.timeout);
     po.own_group = true;
     po.stdin_null = true;
@@ -135,6 +148,17 @@ class BenchMeasurer {
         if ((mpi_line ? vs[k].is_mpi() : vs[k].label() == label) && j["median_us"].is_number())
           out[where[k]] = j["median_us"].get<double>() * 1e-6, any = true;
     }
+    // MPICH stops a run whose forced algorithm cannot run the call (MPIR_CVAR_COLLECTIVE_FALLBACK=error,
+    // "User set collective algorithm is not usable", also inside a composed one): not a
+    // candidate there (NaN), said in one line.
+    if (r.status != 0 && !any && o_.mpi == "mpich" && vs.size() == 1 && vs[0].is_mpi() && vs[0].mpi_alg != "auto") {
+      const std::string all = r.out + r.err;
+      const bool refused = all.find("not usable for the provided arguments") != std::string::npos;
+      fmt::print(stderr, "tandem tune: MPICH {} {} at {}: not a candidate there\n", vs[0].label(),
+                 refused ? "cannot run (it would substitute another algorithm)" : "failed", p.key());
+      return;
+    }
+    if (!r.err.empty()) fmt::print(stderr, "{}", r.err);  // what the run said, as if not captured
     if (r.status != 0 && !any)
       throw std::runtime_error(fmt::format("the measurement failed (exit status {}): {}", r.status, bench::join(cmd)));
   }
@@ -275,8 +299,19 @@ std::vector<tune::Point> points_of(const TuneOpts& o) {
   return points;
 }
 
-// --ompi-export: Open MPI's own algorithms of each collective tuned, forced one by one,
-// and its default ("0"), all measured plainly.
+// Whether Open MPI 4.1's algorithm `name` of collective c cuts messages into segments
+// (coll_tuned_<coll>_algorithm_segmentsize): the tree and chain algorithms of bcast and
+// reduce, and allreduce's segmented ring.
+bool ompi_segmented(coll::Coll c, const std::string& name) {
+  static const std::set<std::string> trees = {"chain", "pipeline", "split_binary_tree", "binary_tree", "binomial",
+                                              "knomial", "binary", "in-order_binary"};
+  if (c == coll::Coll::Bcast || c == coll::Coll::Reduce) return trees.count(name) > 0;
+  return c == coll::Coll::Allreduce && name == "segmented_ring";
+}
+
+// --ompi-export: Open MPI's own algorithms of each collective tuned, forced one by one
+// (the segmented ones also at each segment size of the grid), and its default ("0"), all
+// measured plainly.
 void add_ompi_variants(const TuneOpts& o, const std::vector<tune::Point>& points, tune::Options& to) {
   if (o.mpi != "openmpi") throw std::runtime_error("--ompi-export needs --mpi openmpi");
   for (const auto& p : points) {
@@ -284,9 +319,63 @@ void add_ompi_variants(const TuneOpts& o, const std::vector<tune::Point>& points
     if (!fresh) continue;
     std::vector<std::string> skipped;  // two_proc on other rank counts than 2
     it->second.push_back(tune::Variant{coll::Choice{}, "0", 0});
-    for (const auto& a : bench::ompi_algorithms(coll::coll_name(p.coll), o.np, {}, &skipped))
+    for (const auto& a : bench::ompi_algorithms(coll::coll_name(p.coll), o.np, {}, &skipped)) {
       it->second.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), 0});
+      if (ompi_segmented(p.coll, a.name))
+        for (std::uint64_t seg : to.grid.segsizes)
+          if (seg > 0) it->second.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), seg});
+    }
   }
+}
+
+// --mpich-export: MPICH's MPIR algorithms of each exported collective forced one by one,
+// and its MPIR default ("auto"), all measured plainly through ch4's flat path.
+void add_mpich_variants(const TuneOpts& o, const std::vector<tune::Point>& points, tune::Options& to) {
+  if (o.mpi != "mpich") throw std::runtime_error("--mpich-export needs --mpi mpich");
+  for (const auto& p : points) {
+    const auto& algs = tune::mpich_algorithms(p.coll);
+    if (algs.empty()) continue;
+    auto [it, fresh] = to.mpi_variants.try_emplace(static_cast<int>(p.coll));
+    if (!fresh) continue;
+    it->second.push_back(tune::Variant{coll::Choice{}, "auto", 0});
+    for (const auto& a : algs) it->second.push_back(tune::Variant{coll::Choice{}, a, 0});
+  }
+}
+
+// MPICH's own default selection trees (MPIR and ch4), compiled into its library as JSON
+// text: read from the libmpich the benchmark loads (`ldd`), so that the export is
+// complete for exactly this MPICH.
+std::pair<std::string, std::string> mpich_default_trees(const TuneOpts& o) {
+  bench::Options bo;
+  bo.mpi = "mpich";
+  const std::string prog = bench::program_path(bo, "coll_bench").string();
+  process::Options po;
+  po.capture_out = true;
+  po.stdin_null = true;
+  const process::Result r = process::run({"ldd", prog}, po);
+  std::string lib;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) {
+    const auto at = line.find("libmpich.so");
+    const auto arrow = line.find("=> ");
+    if (at == std::string::npos || arrow == std::string::npos) continue;
+    lib = line.substr(arrow + 3, line.find(" (", arrow) - arrow - 3);
+  }
+  if (lib.empty()) throw std::runtime_error("--mpich-export: `ldd " + prog + "` names no libmpich.so");
+  const std::string bytes = files::read_text(lib);
+  std::string mpir, ch4;
+  for (std::size_t pos = bytes.find("{\"collective="); pos != std::string::npos;
+       pos = bytes.find("{\"collective=", pos + 1)) {
+    const std::size_t end = bytes.find('\0', pos);
+    const std::string text = bytes.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    if (text.find("\"algorithm=MPIR_Bcast_intra_") != std::string::npos) mpir = text;
+    else if (text.find("\"composition=MPIDI_Bcast_intra_composition_") != std::string::npos) ch4 = text;
+  }
+  if (mpir.empty() || ch4.empty())
+    throw std::runtime_error("--mpich-export: " + lib + " holds no default collective selection tree (MPICH 4.0 has "
+                             "them compiled in)");
+  (void)o;
+  return {mpir, ch4};
 }
 
 // The model against the measurements: the error of every prediction of a variant that
@@ -374,6 +463,14 @@ int run_tune(const TuneOpts& opts) {
   }
   const std::vector<tune::Point> points = points_of(o);
   if (!o.ompi_export.empty()) add_ompi_variants(o, points, to);
+  std::string mpich_mpir;
+  if (!o.mpich_export.empty()) {
+    add_mpich_variants(o, points, to);
+    auto [mpir, ch4] = mpich_default_trees(o);
+    mpich_mpir = mpir;
+    o.mpich_ch4 = o.mpich_export + ".ch4.json";
+    files::write_text_atomically(o.mpich_ch4, tune::mpich_ch4_flat_text(ch4));
+  }
   tune::Tuner tuner(to, measurer, profile ? &*profile : nullptr, replayed ? nullptr : &store);
   std::vector<tune::Outcome> outcomes;
   const auto t0 = Clock::now();
@@ -403,6 +500,21 @@ int run_tune(const TuneOpts& opts) {
     }
     fmt::print("Open MPI's own algorithms (plain runs; {}):\n", o.ompi_export);
     bench::print_table({"collective", "bytes", "best forced", "time", "default", "speedup"}, er);
+  }
+
+  if (!o.mpich_export.empty()) {
+    files::write_text_atomically(o.mpich_export, tune::mpich_json_text(outcomes, mpich_mpir));
+    std::vector<std::vector<std::string>> er;
+    for (const auto& out : outcomes) {
+      if (tune::mpich_algorithms(out.point.coll).empty()) continue;
+      auto d = out.measured.find("mpi:auto");
+      const double def = d != out.measured.end() ? d->second : bench::kNaN;
+      er.push_back({coll::coll_name(out.point.coll), bench::fmt_size(out.point.bytes), out.best_mpi.label(),
+                    t(out.best_mpi_time), t(def), bench::fmt_ratio(def / out.best_mpi_time)});
+    }
+    fmt::print("MPICH's own algorithms (plain runs; use MPIR_CVAR_COLL_SELECTION_TUNING_JSON_FILE={} "
+               "MPIR_CVAR_CH4_COLL_SELECTION_TUNING_JSON_FILE={}):\n", o.mpich_export, o.mpich_ch4);
+    bench::print_table({"collective", "bytes", "best forced", "time", "MPIR default", "speedup"}, er);
   }
 
   std::vector<std::vector<std::string>> rows;
@@ -503,6 +615,11 @@ void add_tune(CLI::App& app) {
   cmd->add_option("--ompi-export", o->ompi_export,
                   "Also measure Open MPI's own algorithms forced one by one (and its default) in plain runs, and write "
                   "the fastest per point as an Open MPI 4.1 coll_tuned dynamic rules file (classic format)");
+  cmd->add_option("--mpich-export", o->mpich_export,
+                  "Also measure MPICH's own algorithms of bcast, reduce, allreduce and allgather forced one by one (and "
+                  "its default) in plain runs, and write the fastest per point as an MPICH 4.0 collective selection "
+                  "file (JSON, complete: MPICH's own defaults elsewhere), with FILE.ch4.json beside it for ch4's flat "
+                  "path");
   cmd->add_flag("--plain", o->plain,
                 "Run the benchmark without `tandem run` around it (the MPI's own eager limits; default: under "
                 "`tandem run`, as the rules are used)");

@@ -16,11 +16,30 @@ namespace {
 constexpr std::array<const char*, kCollCount> kNames = {
     "bcast", "reduce", "allreduce", "allgather", "alltoall", "gather", "scatter", "reduce_scatter_block", "barrier"};
 
-const std::array<std::vector<Algorithm>, kCollCount>& table() {
-  static const std::array<std::vector<Algorithm>, kCollCount> t = {
-      bcast_algorithms(),     reduce_algorithms(),  allreduce_algorithms(),
-      allgather_algorithms(), alltoall_algorithms(), gather_algorithms(),
-      scatter_algorithms(),   reduce_scatter_block_algorithms(), barrier_algorithms()};
+using Table = std::array<std::vector<Algorithm>, kCollCount>;
+
+Table make_table() {
+  Table t = {bcast_algorithms(),     reduce_algorithms(),  allreduce_algorithms(),
+             allgather_algorithms(), alltoall_algorithms(), gather_algorithms(),
+             scatter_algorithms(),   reduce_scatter_block_algorithms(), barrier_algorithms()};
+  // The compositions point at the flat entries: room for them first, so that appending
+  // moves nothing (moving the table keeps every vector's elements where they are).
+  std::array<const std::vector<Algorithm>*, kCollCount> flat{};
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    t[i].reserve(2 * t[i].size());
+    flat[i] = &t[i];
+  }
+  std::array<std::vector<Algorithm>, kCollCount> hier;
+  for (std::size_t i = 0; i < t.size(); ++i) hier[i] = hierarchical_algorithms(static_cast<Coll>(i), flat);
+  for (std::size_t i = 0; i < t.size(); ++i) {
+    if (t[i].size() + hier[i].size() > t[i].capacity()) throw std::logic_error("algorithm table too small");
+    t[i].insert(t[i].end(), hier[i].begin(), hier[i].end());
+  }
+  return t;
+}
+
+const Table& table() {
+  static const Table t = make_table();
   return t;
 }
 }  // namespace
@@ -79,7 +98,7 @@ const std::vector<Algorithm>& algorithms(Coll c) { return table()[static_cast<st
 const Algorithm* find_algorithm(Coll c, std::string_view name) {
   for (const auto& a : algorithms(c))
     if (name == a.name) return &a;
-  return nullptr;
+  return find_hierarchical(c, name);
 }
 
 Schedule build(const Algorithm& alg, const Args& a0) {
@@ -98,7 +117,7 @@ Schedule build(const Algorithm& alg, const Args& a0) {
   if (a.fanout < 0 || (a.fanout == 1 && std::string_view(alg.name) == "knomial"))
     throw std::invalid_argument(fmt::format("fan-out {} of {}", a.fanout, alg.name));
   if (!alg.segmented) a.segsize = 0;
-  Schedule s = alg.build(a);
+  Schedule s = alg.hierarchical() ? build_hierarchical(alg, a) : alg.build(a);
   s.validate(send_bytes(a), recv_bytes(a));
   return s;
 }
@@ -133,8 +152,13 @@ std::optional<Choice> make_choice(Coll c, std::string_view name, std::uint64_t s
   if (fanout > kMaxFanout) return fail(fmt::format("fan-out {} is more than {}", fanout, kMaxFanout));
   if (fanout && !ch.alg->default_fanout)
     return fail(fmt::format("{} algorithm {} has no fan-out (use 0)", coll_name(c), ch.alg->name));
-  std::string_view n = ch.alg->name;
-  if (fanout == 1 && (n == "knomial" || n == "reduce_bcast")) return fail("k-nomial radix must be at least 2");
+  auto radix = [](const Algorithm& a) {
+    const std::string_view n = a.name;
+    return n == "knomial" || n == "reduce_bcast";
+  };
+  bool any_radix = radix(*ch.alg);
+  for (const Algorithm* ph : ch.alg->phases) any_radix = any_radix || (ph && radix(*ph));
+  if (fanout == 1 && any_radix) return fail("k-nomial radix must be at least 2");
   ch.segsize = segsize;
   ch.fanout = static_cast<int>(fanout);
   return ch;

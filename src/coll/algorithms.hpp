@@ -1,7 +1,9 @@
 // The collective algorithms: for each collective, named builders that emit one rank's
 // schedule (schedule.hpp). Free of MPI: the model and the simulator use them too.
 #pragma once
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -37,6 +39,14 @@ constexpr bool blocked(Coll c) {
          c == Coll::ReduceScatterBlock;
 }
 
+// Which node each rank of a communicator is on: node ids 0, 1, ... numbered in order of
+// their lowest rank (the hierarchical algorithms' leaders and phases follow from it).
+using NodeMap = std::vector<int>;
+// Ranks r of `ranks` on node r / per_node (the layout the model and simulator assume).
+std::shared_ptr<const NodeMap> block_nodes(int ranks, int per_node);
+// Renumbers node keys (one per rank, any values) to node ids in order of first rank.
+NodeMap node_ids(const std::vector<std::uint64_t>& keys);
+
 // One call of a collective as one rank sees it. Counts follow MPI: for Bcast, Reduce and
 // Allreduce `count` is the whole vector; for Allgather, Gather, Scatter, Alltoall and
 // Reduce_scatter_block it is one rank's block (sendcount / recvcount); Barrier ignores it.
@@ -49,6 +59,9 @@ struct Args {
   bool commutative = true;   // of the reduction operation
   std::uint64_t segsize = 0; // bytes per segment, 0: no segmentation
   int fanout = 0;            // 0: the algorithm's default
+  // The node of every rank (null: every rank on a node of its own). Read by the
+  // hierarchical algorithms only; the others ignore it.
+  std::shared_ptr<const NodeMap> nodes;
   bool operator==(const Args&) const = default;  // same arguments, same schedule
 };
 
@@ -63,11 +76,24 @@ struct Algorithm {
   bool segmented;           // takes a segment size
   int default_fanout;       // 0: has no fan-out
   bool commutative_only;    // reorders operands: refuses non-commutative operations
-  Schedule (*build)(const Args&);
+  Schedule (*build)(const Args&);  // null for a hierarchical composition (phases)
   const char* summary;
+  // A hierarchical composition (alg_hier.cpp) runs these algorithms one after another on
+  // sub-groups of the communicator (null where a collective has fewer phases):
+  //   bcast:     leaders' bcast, node-local bcast
+  //   reduce:    node-local reduce, leaders' reduce
+  //   allreduce: node-local reduce, leaders' allreduce, node-local bcast
+  //   allgather: node-local gather, leaders' allgather, node-local bcast
+  std::array<const Algorithm*, 3> phases{};
+  bool hierarchical() const { return phases[0] != nullptr; }
 };
 
+// The algorithms of a collective, as listed to users and tried by the tuner and the model:
+// the flat ones, then hierarchical compositions whose node-local phases are binomial
+// trees (one per leaders' algorithm).
 const std::vector<Algorithm>& algorithms(Coll c);
+// One of algorithms(c), or any hierarchical composition named `hier/A/B[/C]` of the
+// collective's phases (made on first use and kept), or nullptr.
 const Algorithm* find_algorithm(Coll c, std::string_view name);
 
 // Builds and validates the schedule. Throws std::invalid_argument for a bad call (root

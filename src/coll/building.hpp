@@ -19,6 +19,12 @@ std::vector<Algorithm> gather_algorithms();
 std::vector<Algorithm> scatter_algorithms();
 std::vector<Algorithm> reduce_scatter_block_algorithms();
 std::vector<Algorithm> barrier_algorithms();
+// The hierarchical compositions listed in algorithms(c) (alg_hier.cpp), over the flat
+// tables (which must outlive them); and any other one by name (nullptr when the name is
+// not a composition of c's phases). Built by build_hierarchical().
+std::vector<Algorithm> hierarchical_algorithms(Coll c, const std::array<const std::vector<Algorithm>*, kCollCount>& flat);
+const Algorithm* find_hierarchical(Coll c, std::string_view name);
+Schedule build_hierarchical(const Algorithm& alg, const Args& a);
 
 // A byte range of a buffer.
 struct Range {

@@ -76,6 +76,22 @@ StepId Builder::nop(const std::vector<StepId>& deps) {
   return id;
 }
 
+StepId Builder::add(const Step& st0, const std::vector<StepId>& deps) {
+  Step st;
+  st.kind = st0.kind;
+  st.src_first = st0.src_first;
+  st.peer = st0.peer;
+  st.src = st0.src;
+  st.dst = st0.dst;
+  st.bytes = st0.bytes;
+  if (st.kind == StepKind::Send) st.tag = sent_.at(static_cast<std::size_t>(st.peer))++;
+  if (st.kind == StepKind::Recv) st.tag = received_.at(static_cast<std::size_t>(st.peer))++;
+  StepId id = emit(st, {});
+  for (StepId d : deps)
+    if (d != kNoStep) deps_[id].push_back(d);
+  return id;
+}
+
 void Builder::add_dep(StepId step, StepId dep) {
   if (dep == kNoStep) return;
   if (step >= deps_.size() || dep >= step) throw std::logic_error(fmt::format("bad dependency {} of step {}", dep, step));

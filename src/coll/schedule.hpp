@@ -92,6 +92,9 @@ class Builder {
   StepId copy(Loc src, Loc dst, std::uint64_t bytes, std::initializer_list<StepId> deps = {});
   StepId nop(std::initializer_list<StepId> deps = {});
   StepId nop(const std::vector<StepId>& deps);
+  // A step like `st` (its kind, peer, ranges, bytes, operand order; a Send's or Recv's tag
+  // is numbered here) after `deps`: how a schedule built for a sub-group is copied in.
+  StepId add(const Step& st, const std::vector<StepId>& deps);
 
   // Adds a dependency to an emitted step; dep must be an earlier step (or kNoStep).
   void add_dep(StepId step, StepId dep);

@@ -152,6 +152,16 @@ std::string show_uint_list(const Config& c) {
   return show_list(c.*F, [](unsigned u) { return std::to_string(u); });
 }
 
+bool apply_nodes(std::string_view v, Config& c, std::string*) noexcept {
+  v = trim(v);
+  if (iequals(v, "host")) return c.coll_nodes = 0, true;
+  std::uint64_t u = 0;
+  if (!units::parse_count(v, u, 1u << 20) || u < 1) return false;
+  c.coll_nodes = static_cast<unsigned>(u);
+  return true;
+}
+std::string show_nodes(const Config& c) { return c.coll_nodes ? std::to_string(c.coll_nodes) : "host"; }
+
 bool apply_verbose(std::string_view v, Config& c, std::string*) noexcept {
   std::uint64_t u = 0;
   if (!units::parse_count(v, u, 3)) return false;
@@ -311,6 +321,11 @@ const SettingInfo kSettings[] = {
     {"TANDEM_COLL_MODEL_FANOUTS", "2,4,8", "comma-separated counts 2..1024",
      "Fan-outs the performance model tries for algorithms that have one, beside their default.",
      apply_uint_list<&Config::model_fanouts, 2, 1024>, show_uint_list<&Config::model_fanouts>},
+    {"TANDEM_COLL_NODES", "host", "host|N (ranks per node, 1..1048576)",
+     "How the hierarchical algorithms (hier/...) group a communicator's ranks into nodes: host, by host name and "
+     "network namespace (exchanged once per communicator); N, every N consecutive ranks of the communicator as "
+     "one node (to try a hierarchy on one machine).",
+     apply_nodes, show_nodes},
     {"TANDEM_MPI", "auto", "auto|openmpi|mpich",
      "Which MPI's preload library `tandem run` uses; auto reads the program's ELF dependencies.",
      apply_word<&Config::mpi, kMpiWords>, show_string<&Config::mpi>},

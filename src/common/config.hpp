@@ -60,6 +60,7 @@ struct Config {
   std::string coll_model;       // TANDEM_COLL_MODEL: machine profile for model-driven selection ("" none)
   std::vector<std::uint64_t> model_segsizes;  // TANDEM_COLL_MODEL_SEGSIZES (bytes; 0: unsegmented)
   std::vector<unsigned> model_fanouts;        // TANDEM_COLL_MODEL_FANOUTS
+  unsigned coll_nodes;          // TANDEM_COLL_NODES: 0 nodes by host, N: N consecutive ranks per node
   std::string mpi;              // TANDEM_MPI (used by `tandem run`)
 };
 

@@ -208,7 +208,7 @@ SimResult simulate_flow(const coll::Algorithm& alg, const coll::Args& a, const P
     close(fds[0]);
     std::string out;
     try {
-      Result r = run_in_child(alg, a, p, t, o);
+      Result r = run_in_child(alg, with_nodes(a, t), p, t, o);
       out = fmt::format("ok {:.17g} {}\n", r.time, r.messages);
     } catch (const std::exception& e) {
       out = std::string("error ") + e.what() + "\n";

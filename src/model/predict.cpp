@@ -19,6 +19,7 @@ coll::Args Problem::args(const coll::Choice& c) const {
   a.commutative = commutative;
   a.segsize = c.segsize;
   a.fanout = c.fanout;
+  a.nodes = coll::block_nodes(topo.ranks, topo.ranks_per_node);
   return a;
 }
 
@@ -27,8 +28,12 @@ std::vector<coll::Choice> candidates(const Problem& pb, const Grid& g) {
   // The largest message a segment size can cut: the whole vector for the rooted and
   // reducing collectives, a block for the others (as the builders segment them).
   const std::uint64_t msg = pb.bytes;
+  // With one rank per node or one node, a hierarchical composition is its leaders' (or
+  // node-local) algorithm with trivial other phases: no candidate of its own.
+  const bool hierarchy = pb.topo.ranks_per_node > 1 && pb.topo.nodes() > 1;
   for (const auto& alg : coll::algorithms(pb.coll)) {
     if (alg.commutative_only && !pb.commutative) continue;
+    if (alg.hierarchical() && !hierarchy) continue;
     std::vector<std::uint64_t> segs{0};
     if (alg.segmented)
       for (std::uint64_t s : g.segsizes)

@@ -292,6 +292,12 @@ SimResult simulate(const std::vector<Schedule>& schedules, const Profile& p, con
   return Sim(schedules, p, t, o).run();
 }
 
+coll::Args with_nodes(const coll::Args& a, const Topology& t) {
+  coll::Args b = a;
+  if (!b.nodes) b.nodes = coll::block_nodes(t.ranks, t.ranks_per_node);
+  return b;
+}
+
 std::vector<Schedule> build_all(const coll::Algorithm& alg, const coll::Args& a) {
   std::vector<Schedule> s;
   s.reserve(static_cast<std::size_t>(std::max(0, a.size)));
@@ -306,7 +312,7 @@ std::vector<Schedule> build_all(const coll::Algorithm& alg, const coll::Args& a)
 SimResult simulate(const coll::Algorithm& alg, const coll::Args& a, const Profile& p, const Topology& t,
                    const SimOptions& o) {
   if (a.size != t.ranks) throw std::invalid_argument(fmt::format("simulate: {} ranks in the call, {} in the topology", a.size, t.ranks));
-  return simulate(build_all(alg, a), p, t, o);
+  return simulate(build_all(alg, with_nodes(a, t)), p, t, o);
 }
 
 }  // namespace tandem::model

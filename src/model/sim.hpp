@@ -52,6 +52,9 @@ SimResult simulate(const std::vector<coll::Schedule>& schedules, const Profile& 
 
 // Every rank's schedule of `alg` for `a` (a.rank is ignored).
 std::vector<coll::Schedule> build_all(const coll::Algorithm& alg, const coll::Args& a);
+// The call with the topology's node map (ranks r on node r / ranks_per_node) when it has
+// none: what the hierarchical algorithms are costed with.
+coll::Args with_nodes(const coll::Args& a, const Topology& t);
 
 // Builds every rank's schedule of `alg` for `a` (a.rank is ignored, a.size must be
 // t.ranks) and replays them.

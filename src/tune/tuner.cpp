@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <tuple>
@@ -404,6 +405,86 @@ std::string ompi_rules_text(const std::vector<Outcome>& outcomes) {
     }
   }
   return out;
+}
+
+const std::vector<std::string>& mpich_algorithms(coll::Coll c) {
+  static const std::vector<std::string> none;
+  static const std::vector<std::string> bcast{"binomial", "scatter_recursive_doubling_allgather",
+                                              "scatter_ring_allgather", "smp"};
+  static const std::vector<std::string> reduce{"binomial", "reduce_scatter_gather", "smp"};
+  static const std::vector<std::string> allreduce{"recursive_doubling", "reduce_scatter_allgather", "smp"};
+  static const std::vector<std::string> allgather{"brucks", "recursive_doubling", "ring"};
+  switch (c) {
+    case coll::Coll::Bcast: return bcast;
+    case coll::Coll::Reduce: return reduce;
+    case coll::Coll::Allreduce: return allreduce;
+    case coll::Coll::Allgather: return allgather;
+    default: return none;
+  }
+}
+
+std::string mpich_function(coll::Coll c, const std::string& alg) {
+  std::string n = coll::coll_name(c);
+  n[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(n[0])));
+  return "MPIR_" + n + "_intra_" + alg;
+}
+
+namespace {
+using ojson = nlohmann::ordered_json;  // MPICH reads a tree's branches in file order
+
+ojson parse_tree(const std::string& text, const char* what) {
+  ojson t = ojson::parse(text, nullptr, false);
+  if (t.is_discarded() || !t.is_object() || !t.contains("collective=bcast"))
+    throw std::runtime_error(std::string("MPICH's default ") + what + " selection tree is not a JSON object of collectives");
+  return t;
+}
+}  // namespace
+
+std::string mpich_json_text(const std::vector<Outcome>& outcomes, const std::string& base) {
+  ojson tree = parse_tree(base, "MPIR");
+  std::map<int, std::map<int, std::vector<const Outcome*>>> by;  // collective -> ranks -> outcomes
+  for (const auto& o : outcomes)
+    if (!mpich_algorithms(o.point.coll).empty() && !o.best_mpi.mpi_alg.empty() && o.best_mpi_time > 0)
+      by[static_cast<int>(o.point.coll)][o.point.ranks].push_back(&o);
+  for (auto& [ci, comms] : by) {
+    const auto c = static_cast<coll::Coll>(ci);
+    const std::string key = std::string("collective=") + coll::coll_name(c);
+    if (!tree.contains(key) || !tree[key].is_object() || !tree[key].contains("comm_type=intra"))
+      throw std::runtime_error("MPICH's default MPIR selection tree has no intracommunicator branch for " + key);
+    const ojson dflt = tree[key]["comm_type=intra"];
+    const bool total = c == coll::Coll::Allgather;
+    const std::string metric = total ? "total_msg_size" : "avg_msg_size";
+    ojson intra = ojson::object();
+    for (auto& [ranks, v] : comms) {
+      std::sort(v.begin(), v.end(), [](const Outcome* a, const Outcome* b) { return a->point.bytes < b->point.bytes; });
+      const auto n = static_cast<std::uint64_t>(ranks);
+      ojson sizes = ojson::object();
+      for (std::size_t i = 0; i < v.size(); ++i) {
+        const std::string& alg = v[i]->best_mpi.mpi_alg;
+        ojson leaf = alg == "auto" ? dflt : ojson{{"algorithm=" + mpich_function(c, alg), ojson::object()}};
+        const std::string k = i + 1 == v.size()
+                                  ? metric + "=any"
+                                  : fmt::format("{}<={}", metric, geo_mid(v[i]->point.bytes, v[i + 1]->point.bytes) * (total ? n : 1));
+        sizes[k] = leaf;
+      }
+      intra[fmt::format("comm_size<{}", ranks)] = dflt;
+      intra[fmt::format("comm_size<={}", ranks)] = sizes;
+    }
+    intra["comm_size=any"] = dflt;
+    tree[key]["comm_type=intra"] = intra;
+  }
+  return tree.dump() + "\n";
+}
+
+std::string mpich_ch4_flat_text(const std::string& base) {
+  ojson tree = parse_tree(base, "ch4");
+  const std::pair<const char*, const char*> flat[] = {{"bcast", "MPIDI_Bcast_intra_composition_gamma"},
+                                                      {"reduce", "MPIDI_Reduce_intra_composition_gamma"},
+                                                      {"allreduce", "MPIDI_Allreduce_intra_composition_beta"},
+                                                      {"barrier", "MPIDI_Barrier_intra_composition_beta"}};
+  for (const auto& [c, comp] : flat)
+    tree[std::string("collective=") + c] = ojson{{"comm_type=intra", ojson{{std::string("composition=") + comp, ojson::object()}}}};
+  return tree.dump() + "\n";
 }
 
 std::string rules_text(const std::vector<Outcome>& outcomes, const std::string& comment) {

@@ -137,6 +137,27 @@ std::string ompi_rules_text(const std::vector<Outcome>& outcomes);
 // Open MPI's collective id (coll_base_functions.h), -1 for none.
 int ompi_coll_id(coll::Coll c);
 
+// MPICH 4.0's algorithms of its MPIR layer that collective c can be forced to
+// (MPIR_CVAR_<COLL>_INTRA_ALGORITHM=name), and exported for (bcast, reduce, allreduce,
+// allgather; empty for the others: their default trees are kept).
+const std::vector<std::string>& mpich_algorithms(coll::Coll c);
+// "MPIR_Allreduce_intra_ring" for (allreduce, "ring").
+std::string mpich_function(coll::Coll c, const std::string& alg);
+// An MPICH 4.0 collective selection file (MPIR_CVAR_COLL_SELECTION_TUNING_JSON_FILE):
+// `base`, MPICH's own complete default tree (a collective missing from the file would
+// assert), in which each exported collective's intracommunicator branch first checks the
+// tuned communicator sizes exactly (comm_size<N: the default, comm_size<=N: the tuned
+// choices by size, from the geometric midpoints between tuned sizes; MPICH compares
+// bcast, reduce and allreduce on bytes per rank, allgather on the total) and otherwise
+// keeps the default. A point whose best is MPICH's default ("auto") keeps the default
+// tree there. Throws std::runtime_error when `base` is not such a tree.
+std::string mpich_json_text(const std::vector<Outcome>& outcomes, const std::string& base);
+// The ch4 selection file (MPIR_CVAR_CH4_COLL_SELECTION_TUNING_JSON_FILE) that sends
+// bcast, reduce, allreduce and barrier on every intracommunicator down ch4's flat path
+// (its netmod, which calls the MPIR selection above) instead of its node-aware
+// compositions: `base` is MPICH's default ch4 tree, the other collectives are kept.
+std::string mpich_ch4_flat_text(const std::string& base);
+
 // The tandem rules that reproduce the outcomes: per collective and rank count, each
 // tuned size's choice over the range from the geometric midpoint with the size below to
 // the one with the size above (the first from 0, the last to infinity); a point whose

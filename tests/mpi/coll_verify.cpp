@@ -6,7 +6,9 @@
 // defines them. A non-commutative user operation (composition of affine maps) checks that
 // reductions combine in rank order; algorithms that reorder operands must refuse it.
 //
-// usage: coll_verify [--coll NAME] [--alg NAME] [--counts LIST] [--quick]
+// usage: coll_verify [--coll NAME] [--alg NAME] [--counts LIST] [--quick] [--hier]
+// The hierarchical compositions (hier/...) run only with --hier (then only they): on one
+// machine their node map is one node unless TANDEM_COLL_NODES groups the ranks.
 // Exit status 0 when every check passed; rank 0 prints one summary line.
 #include <mpi.h>
 
@@ -184,15 +186,16 @@ int main(int argc, char** argv) {
   MPI_Comm_size(MPI_COMM_WORLD, &size_);
   std::string only_coll, only_alg;
   std::vector<int> counts = {0, 1, 7, 1000, 262144};
-  bool quick = false;
+  bool quick = false, hier = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--coll" && i + 1 < argc) only_coll = argv[++i];
     else if (a == "--alg" && i + 1 < argc) only_alg = argv[++i];
     else if (a == "--counts" && i + 1 < argc) counts = parse_counts(argv[++i]);
     else if (a == "--quick") quick = true;
+    else if (a == "--hier") hier = true;
     else {
-      if (rank_ == 0) std::fprintf(stderr, "usage: coll_verify [--coll NAME] [--alg NAME] [--counts LIST] [--quick]\n");
+      if (rank_ == 0) std::fprintf(stderr, "usage: coll_verify [--coll NAME] [--alg NAME] [--counts LIST] [--quick] [--hier]\n");
       MPI_Finalize();
       return 2;
     }
@@ -215,6 +218,7 @@ int main(int argc, char** argv) {
     if (!only_coll.empty() && coll != only_coll) continue;
     for (const std::string& alg : tandem::algorithm_names(coll)) {
       if (!only_alg.empty() && alg != only_alg) continue;
+      if (only_alg.empty() && (alg.rfind("hier/", 0) == 0) != hier) continue;
       std::vector<int> roots = {0};
       if (rooted(coll)) {
         if (size_ > 1) roots.push_back(size_ - 1);

@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -87,10 +88,15 @@ struct Case {
   std::uint64_t count = 0, segsize = 0;
   int fanout = 0;
   bool in_place = false;
+  std::shared_ptr<const NodeMap> nodes;  // null: a node per rank
   std::string str(const Algorithm& alg) const {
     std::ostringstream o;
     o << coll_name(alg.coll) << "/" << alg.name << " p=" << p << " count=" << count << " root=" << root
       << " in_place=" << in_place << " segsize=" << segsize << " fanout=" << fanout;
+    if (nodes) {
+      o << " nodes=";
+      for (int x : *nodes) o << x;
+    }
     return o.str();
   }
 };
@@ -108,6 +114,7 @@ Args args_of(const Algorithm& alg, const Case& k, int rank) {
   a.commutative = alg.commutative_only;
   a.segsize = k.segsize;
   a.fanout = k.fanout;
+  a.nodes = k.nodes;
   return a;
 }
 
@@ -411,6 +418,129 @@ TEST_P(CollAlgorithms, MatchMpiSemanticsStepped) {
 
 INSTANTIATE_TEST_SUITE_P(All, CollAlgorithms, ::testing::ValuesIn(all_colls()),
                          [](const ::testing::TestParamInfo<Coll>& i) { return std::string(coll_name(i.param)); });
+
+// Node maps of p ranks for the hierarchical compositions: consecutive pairs and triples,
+// round robin over two nodes (no node's ranks consecutive), uneven nodes (one of a single
+// rank), and one node.
+std::vector<std::shared_ptr<const NodeMap>> node_maps(int p) {
+  std::vector<std::shared_ptr<const NodeMap>> out = {block_nodes(p, 2), block_nodes(p, 3), block_nodes(p, p)};
+  NodeMap rr, uneven;
+  for (int r = 0; r < p; ++r) {
+    rr.push_back(r % 2);
+    uneven.push_back(r == 0 ? 0 : r < 3 ? 1 : 2 + (r - 3) / 3);
+  }
+  out.push_back(std::make_shared<const NodeMap>(rr));
+  out.push_back(std::make_shared<const NodeMap>(uneven));
+  return out;
+}
+
+TEST(HierarchicalAlgorithms, ListedOnesMatchMpiSemanticsOnNodeMaps) {
+  std::size_t listed = 0;
+  for (Coll c : all_colls())
+    for (const Algorithm& alg : algorithms(c)) {
+      if (!alg.hierarchical()) continue;
+      ++listed;
+      EXPECT_EQ(find_algorithm(c, alg.name), &alg);
+      for (int p : {2, 3, 5, 7, 8}) {
+        for (const auto& nodes : node_maps(p))
+          for (std::uint64_t count : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{7}, std::uint64_t{100}})
+            for (int root : roots_for(c, p))
+              for (bool in_place : {false, true}) {
+                if (in_place && !has_in_place(c)) continue;
+                for (std::uint64_t seg : alg.segmented ? std::vector<std::uint64_t>{0, 3 * kElem} : std::vector<std::uint64_t>{0}) {
+                  Case k;
+                  k.p = p, k.root = root, k.count = count, k.segsize = seg, k.in_place = in_place, k.nodes = nodes;
+                  if (std::string f = run_case(alg, k, {0, 1}); !f.empty()) {
+                    ADD_FAILURE() << k.str(alg) << ": " << f;
+                    goto next;
+                  }
+                }
+              }
+      }
+    next:;
+    }
+  // bcast, reduce, allreduce and allgather each have one per algorithm of the leaders' phase.
+  EXPECT_EQ(listed, algorithms(Coll::Bcast).size() / 2 + algorithms(Coll::Reduce).size() / 2 +
+                        algorithms(Coll::Allreduce).size() / 2 + algorithms(Coll::Allgather).size() / 2);
+}
+
+// Any flat algorithm in any phase: every composition, by name, on two uneven node maps.
+TEST(HierarchicalAlgorithms, EveryCompositionByName) {
+  auto flat = [](Coll c) {
+    std::vector<std::string> v;
+    for (const Algorithm& a : algorithms(c))
+      if (!a.hierarchical()) v.push_back(a.name);
+    return v;
+  };
+  std::vector<std::pair<Coll, std::vector<std::vector<std::string>>>> colls = {
+      {Coll::Bcast, {flat(Coll::Bcast), flat(Coll::Bcast)}},
+      {Coll::Reduce, {flat(Coll::Reduce), flat(Coll::Reduce)}},
+      {Coll::Allreduce, {flat(Coll::Reduce), flat(Coll::Allreduce), flat(Coll::Bcast)}},
+      {Coll::Allgather, {flat(Coll::Gather), flat(Coll::Allgather), flat(Coll::Bcast)}}};
+  const auto uneven5 = std::make_shared<const NodeMap>(NodeMap{0, 1, 0, 1, 0});
+  const auto uneven6 = std::make_shared<const NodeMap>(NodeMap{0, 0, 1, 1, 1, 2});
+  std::size_t made = 0;
+  for (const auto& [c, phases] : colls) {
+    std::vector<std::string> names = {"hier"};
+    for (const auto& ph : phases) {
+      std::vector<std::string> next;
+      for (const auto& n : names)
+        for (const auto& a : ph) next.push_back(n + "/" + a);
+      names = next;
+    }
+    for (const auto& name : names) {
+      const Algorithm* alg = find_algorithm(c, name);
+      ASSERT_NE(alg, nullptr) << name;
+      EXPECT_EQ(find_algorithm(c, name), alg) << "made twice: " << name;
+      EXPECT_EQ(std::string(alg->name), name);
+      ++made;
+      for (const auto& nodes : {uneven5, uneven6}) {
+        Case k;
+        k.p = static_cast<int>(nodes->size()), k.root = k.p - 1, k.count = 7, k.nodes = nodes;
+        k.segsize = alg->segmented ? 2 * kElem : 0;
+        if (std::string f = run_case(*alg, k, {1}); !f.empty()) {
+          ADD_FAILURE() << k.str(*alg) << ": " << f;
+          break;
+        }
+      }
+    }
+  }
+  EXPECT_GT(made, 500u);
+  std::string why;
+  EXPECT_FALSE(parse_choice(Coll::Allreduce, "hier/binomial/ring", &why)) << "a phase missing";
+  EXPECT_FALSE(parse_choice(Coll::Allreduce, "hier/binomial/ring/binomial/x", &why)) << "a phase too many";
+  EXPECT_FALSE(parse_choice(Coll::Allreduce, "hier/binomial/nosuch/binomial", &why));
+  EXPECT_FALSE(parse_choice(Coll::Alltoall, "hier/linear/linear", &why)) << "alltoall has no composition";
+  EXPECT_FALSE(parse_choice(Coll::Allreduce, "hier/binomial/hier/binomial/ring/binomial/binomial", &why));
+  auto ch = parse_choice(Coll::Allreduce, "hier/binomial/segmented_ring/pipeline:32K", &why);
+  ASSERT_TRUE(ch) << why;
+  EXPECT_EQ(ch->segsize, 32u * 1024);
+  EXPECT_TRUE(ch->alg->commutative_only) << "it combines inside nodes first";
+}
+
+// A hierarchical composition on a machine of nodes sends fewer messages between nodes than
+// its flat leaders' algorithm: one rank per node takes part in the leaders' phase.
+TEST(HierarchicalAlgorithms, FewerMessagesBetweenNodes) {
+  const int p = 8;
+  const auto nodes = block_nodes(p, 4);
+  for (auto [c, flat_name, hier_name] : {std::tuple{Coll::Allreduce, "ring", "hier/binomial/ring/binomial"},
+                                         std::tuple{Coll::Allgather, "ring", "hier/binomial/ring/binomial"},
+                                         std::tuple{Coll::Bcast, "linear", "hier/linear/binomial"}}) {
+    auto between = [&](const char* name) {
+      const Algorithm* alg = find_algorithm(c, name);
+      std::uint64_t bytes = 0;
+      for (int r = 0; r < p; ++r) {
+        Args a;
+        a.coll = c, a.rank = r, a.size = p, a.count = 1024, a.elem_size = kElem, a.nodes = nodes;
+        for (const Step& st : build(*alg, a).steps)
+          if (st.kind == StepKind::Send && (*nodes)[static_cast<std::size_t>(st.peer)] != (*nodes)[static_cast<std::size_t>(r)])
+            bytes += st.bytes;
+      }
+      return bytes;
+    };
+    EXPECT_LT(between(hier_name), between(flat_name)) << coll_name(c);
+  }
+}
 
 // Ranks as threads, each waiting for its execution, on engines in every progress mode:
 // every algorithm x rank count x mode, with two counts (one segmented when the algorithm

@@ -105,7 +105,7 @@ TEST(Tune, ScanningDescentPrunesSlowAlgorithms) {
   EXPECT_EQ(out.best.choice.alg, &coll::algorithms(coll::Coll::Bcast).front());
   // Pruned ones were measured once, at their smallest segment size.
   for (const auto& a : coll::algorithms(coll::Coll::Bcast)) {
-    if (&a == &coll::algorithms(coll::Coll::Bcast).front() || !a.segmented) continue;
+    if (&a == &coll::algorithms(coll::Coll::Bcast).front() || !a.segmented || a.hierarchical()) continue;  // (no candidates on one rank per node)
     int n = 0;
     for (const auto& [label, k] : b.per_label)
       if (label.rfind(std::string(a.name) + ":", 0) == 0 || label == a.name) n += k;
@@ -170,8 +170,11 @@ TEST(Tune, ModelAndGuidedMethodsUseTheProfile) {
   EXPECT_EQ(g.experiments, 4);  // the MPI default and the model's three best
   tune::Tuner tp(opts(Method::Pipeline), std::ref(b), &p, nullptr);
   const auto pl = tp.tune(kBcast);
-  // One per algorithm (fan-outs: the defaults only) and the MPI's default.
-  EXPECT_EQ(pl.experiments, static_cast<int>(coll::algorithms(coll::Coll::Bcast).size()) + 1);
+  // One per algorithm (fan-outs: the defaults only; no hierarchical ones on one rank per
+  // node) and the MPI's default.
+  int flat = 0;
+  for (const auto& a : coll::algorithms(coll::Coll::Bcast)) flat += !a.hierarchical();
+  EXPECT_EQ(pl.experiments, flat + 1);
 }
 
 TEST(Tune, RulesCoverTheSizesBetweenPoints) {
@@ -199,19 +202,21 @@ TEST(Tune, RulesCoverTheSizesBetweenPoints) {
   EXPECT_EQ(r->match(coll::Coll::Bcast, 4, 1024), nullptr);  // tuned for 8 ranks only
 }
 
+// An outcome on 4 ranks whose best of the MPI library's own algorithms is `alg`.
+tune::Outcome mpi_outcome(coll::Coll c, std::uint64_t bytes, const char* alg) {
+  tune::Outcome o;
+  o.point = {c, 4, bytes};
+  o.best_mpi = Variant{coll::Choice{}, alg, 0};
+  o.best_mpi_time = 1e-3;
+  return o;
+}
+
 TEST(Tune, OpenMpiRulesInTheClassicFormat) {
   // Outcomes whose best of Open MPI's own algorithms is known: allreduce (bytes per rank)
   // and allgather (Open MPI counts the whole buffer).
-  auto outcome = [](coll::Coll c, std::uint64_t bytes, const char* alg) {
-    tune::Outcome o;
-    o.point = {c, 4, bytes};
-    o.best_mpi = Variant{coll::Choice{}, alg, 0};
-    o.best_mpi_time = 1e-3;
-    return o;
-  };
-  std::vector<tune::Outcome> outs{outcome(coll::Coll::Allreduce, 1 << 20, "4"), outcome(coll::Coll::Allreduce, 1024, "3"),
-                                  outcome(coll::Coll::Allgather, 1024, "2"), outcome(coll::Coll::Bcast, 8, "0")};
-  tune::Outcome none = outcome(coll::Coll::Bcast, 1 << 20, "");  // no Open MPI measurement: left out
+  std::vector<tune::Outcome> outs{mpi_outcome(coll::Coll::Allreduce, 1 << 20, "4"), mpi_outcome(coll::Coll::Allreduce, 1024, "3"),
+                                  mpi_outcome(coll::Coll::Allgather, 1024, "2"), mpi_outcome(coll::Coll::Bcast, 8, "0")};
+  tune::Outcome none = mpi_outcome(coll::Coll::Bcast, 1 << 20, "");  // no Open MPI measurement: left out
   none.best_mpi_time = -1;
   outs.push_back(none);
   EXPECT_EQ(tune::ompi_rules_text(outs),
@@ -220,4 +225,34 @@ TEST(Tune, OpenMpiRulesInTheClassicFormat) {
             "2\n1\n4\n2\n0 3 0 0\n32769 4 0 0\n"  // allreduce: from 0, then from sqrt(1K x 1M) + 1
             "7\n1\n4\n1\n0 0 0 0\n");             // bcast: Open MPI's fixed decision
   EXPECT_EQ(tune::ompi_coll_id(coll::Coll::ReduceScatterBlock), 13);
+}
+
+TEST(Tune, MpichSelectionFileKeepsTheDefaultsAndChecksSizesExactly) {
+  const std::string base =
+      R"({"collective=bcast":{"comm_type=intra":{"algorithm=MPIR_Bcast_intra_binomial":{}}},)"
+      R"("collective=allgather":{"comm_type=intra":{"algorithm=MPIR_Allgather_intra_ring":{}}},)"
+      R"("collective=alltoall":{"comm_type=intra":{"algorithm=MPIR_Alltoall_intra_pairwise":{}}}})";
+  std::vector<tune::Outcome> outs{mpi_outcome(coll::Coll::Bcast, 1 << 20, "scatter_ring_allgather"),
+                                  mpi_outcome(coll::Coll::Bcast, 1024, "auto"),
+                                  mpi_outcome(coll::Coll::Allgather, 1024, "brucks")};
+  const std::string d = R"({"algorithm=MPIR_Bcast_intra_binomial":{}})";
+  EXPECT_EQ(tune::mpich_json_text(outs, base),
+            R"({"collective=bcast":{"comm_type=intra":{"comm_size<4":)" + d + R"(,"comm_size<=4":{"avg_msg_size<=32768":)" +
+                d + R"(,"avg_msg_size=any":{"algorithm=MPIR_Bcast_intra_scatter_ring_allgather":{}}},"comm_size=any":)" + d +
+                R"(}},"collective=allgather":{"comm_type=intra":{"comm_size<4":{"algorithm=MPIR_Allgather_intra_ring":{}},)"
+                R"("comm_size<=4":{"total_msg_size=any":{"algorithm=MPIR_Allgather_intra_brucks":{}}},)"
+                R"("comm_size=any":{"algorithm=MPIR_Allgather_intra_ring":{}}}},)"
+                R"("collective=alltoall":{"comm_type=intra":{"algorithm=MPIR_Alltoall_intra_pairwise":{}}}})"
+                "\n");
+  EXPECT_THROW(tune::mpich_json_text(outs, "{\"collective=bcast\": 3"), std::runtime_error);
+  EXPECT_THROW(tune::mpich_json_text(outs, R"({"collective=bcast":{}})"), std::runtime_error);
+  const std::string ch4 = tune::mpich_ch4_flat_text(
+      R"({"collective=bcast":{"comm_type=intra":{"composition=MPIDI_Bcast_intra_composition_alpha":{}}},)"
+      R"("collective=gather":{"comm_type=intra":{"composition=MPIDI_Gather_intra_composition_alpha":{}}}})");
+  EXPECT_NE(ch4.find(R"("collective=bcast":{"comm_type=intra":{"composition=MPIDI_Bcast_intra_composition_gamma":{}}})"),
+            std::string::npos);
+  EXPECT_NE(ch4.find("MPIDI_Gather_intra_composition_alpha"), std::string::npos) << "the others are kept";
+  EXPECT_NE(ch4.find("MPIDI_Allreduce_intra_composition_beta"), std::string::npos);
+  EXPECT_EQ(tune::mpich_function(coll::Coll::Allreduce, "recursive_doubling"), "MPIR_Allreduce_intra_recursive_doubling");
+  EXPECT_TRUE(tune::mpich_algorithms(coll::Coll::Alltoall).empty());
 }

@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <set>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "coll/mpi/types.hpp"
 #include "common/files.hpp"
 #include "common/log.hpp"
@@ -30,6 +33,20 @@ int ranks_per_node(MPI_Comm comm, int size) noexcept {
   int world = 0;
   if (comm != MPI_COMM_WORLD) PMPI_Comm_size(MPI_COMM_WORLD, &world);
   return comm == MPI_COMM_WORLD || world == size ? std::min(local, size) : 0;
+}
+
+// This process's node, as a key equal on every process of the same host and network
+// namespace (the virtual cluster's hosts share one kernel and host name): FNV-1a of both.
+std::uint64_t node_key() noexcept {
+  char host[256] = {};
+  gethostname(host, sizeof host - 1);
+  struct stat st {};
+  const std::uint64_t ns = stat("/proc/self/ns/net", &st) == 0 ? static_cast<std::uint64_t>(st.st_ino) : 0;
+  std::uint64_t h = 1469598103934665603ull;
+  auto mix = [&](unsigned char c) { h = (h ^ c) * 1099511628211ull; };
+  for (const char* c = host; *c; ++c) mix(static_cast<unsigned char>(*c));
+  for (int i = 0; i < 8; ++i) mix(static_cast<unsigned char>(ns >> (8 * i)));
+  return h;
 }
 
 bool rooted(Coll c) { return c == Coll::Bcast || c == Coll::Reduce || c == Coll::Gather || c == Coll::Scatter; }
@@ -265,6 +282,10 @@ std::unique_ptr<MpiCall> MpiContext::instantiate(const std::shared_ptr<Plan>& p,
     call->args = p->d.args;
     call->args.segsize = p->sel.choice.segsize;
     call->args.fanout = p->sel.choice.fanout;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      call->args.nodes = ch->nodes;
+    }
     call->plan = p;
     std::shared_ptr<const Schedule> sched;
     {
@@ -453,8 +474,40 @@ bool MpiContext::ensure_dup(Channel* ch, MPI_Comm comm) {
   // Transport errors come back to tandem as results (then to wait(), or to the program's
   // own error handler of `comm` through the wrappers).
   PMPI_Comm_set_errhandler(dup, MPI_ERRORS_RETURN);
+  // The node map of the hierarchical algorithms, on the duplicate (collective as well).
+  int size = 0;
+  PMPI_Comm_size(dup, &size);
+  std::shared_ptr<const NodeMap> nodes;
+  if (cfg_.coll_nodes) {
+    nodes = block_nodes(size, static_cast<int>(cfg_.coll_nodes));
+  } else {
+    std::vector<std::uint64_t> keys(static_cast<std::size_t>(size));
+    std::uint64_t mine = node_key();
+    if (PMPI_Allgather(&mine, 1, MPI_UINT64_T, keys.data(), 1, MPI_UINT64_T, dup) != MPI_SUCCESS) {
+      PMPI_Comm_free(&dup);
+      return false;
+    }
+    nodes = std::make_shared<const NodeMap>(node_ids(keys));
+  }
+  if (cfg_.verbose >= 1) {
+    int me = 0;
+    PMPI_Comm_rank(dup, &me);
+    if (me == 0) {
+      std::vector<int> per;
+      for (int n : *nodes) {
+        if (static_cast<std::size_t>(n) >= per.size()) per.resize(static_cast<std::size_t>(n) + 1, 0);
+        ++per[static_cast<std::size_t>(n)];
+      }
+      std::string map;
+      for (int n : *nodes) map += fmt::format("{}{}", map.empty() ? "" : ",", n);
+      log_message(world_rank(), "%s: %zu node%s (TANDEM_COLL_NODES=%s), node of each rank %s",
+                  comm_label(comm, size).c_str(), per.size(), per.size() == 1 ? "" : "s",
+                  cfg_.coll_nodes ? std::to_string(cfg_.coll_nodes).c_str() : "host", map.c_str());
+    }
+  }
   auto p2p = std::make_unique<transport::MpiP2P>(dup, source_ ? source_ : own_source_.get());
   std::lock_guard<std::mutex> g(mu_);
+  ch->nodes = std::move(nodes);
   ch->dup = dup;
   ch->p2p = std::move(p2p);
   return true;

@@ -137,6 +137,7 @@ class MpiContext {
   struct Channel {
     MPI_Comm dup = MPI_COMM_NULL;
     std::unique_ptr<transport::MpiP2P> p2p;
+    std::shared_ptr<const NodeMap> nodes;  // made with the duplicate (TANDEM_COLL_NODES)
     std::uint32_t seq = 0;
     std::vector<std::shared_ptr<Plan>> plans;
     std::size_t next = 0;  // the plan to replace next
