@@ -499,7 +499,9 @@ bool MpiContext::ensure_dup(Channel* ch, MPI_Comm comm) {
         ++per[static_cast<std::size_t>(n)];
       }
       std::string map;
-      for (int n : *nodes) map += fmt::format("{}{}", map.empty() ? "" : ",", n);
+      const std::size_t shown = std::min<std::size_t>(nodes->size(), 64);
+      for (std::size_t r = 0; r < shown; ++r) map += fmt::format("{}{}", r ? "," : "", (*nodes)[r]);
+      if (shown < nodes->size()) map += fmt::format(",... ({} more)", nodes->size() - shown);
       log_message(world_rank(), "%s: %zu node%s (TANDEM_COLL_NODES=%s), node of each rank %s",
                   comm_label(comm, size).c_str(), per.size(), per.size() == 1 ? "" : "s",
                   cfg_.coll_nodes ? std::to_string(cfg_.coll_nodes).c_str() : "host", map.c_str());
