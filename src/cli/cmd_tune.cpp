@@ -345,7 +345,7 @@ void add_mpich_variants(const TuneOpts& o, const std::vector<tune::Point>& point
 // MPICH's own default selection trees (MPIR and ch4), compiled into its library as JSON
 // text: read from the libmpich the benchmark loads (`ldd`), so that the export is
 // complete for exactly this MPICH.
-std::pair<std::string, std::string> mpich_default_trees(const TuneOpts& o) {
+std::pair<std::string, std::string> mpich_default_trees() {
   bench::Options bo;
   bo.mpi = "mpich";
   const std::string prog = bench::program_path(bo, "coll_bench").string();
@@ -374,7 +374,6 @@ std::pair<std::string, std::string> mpich_default_trees(const TuneOpts& o) {
   if (mpir.empty() || ch4.empty())
     throw std::runtime_error("--mpich-export: " + lib + " holds no default collective selection tree (MPICH 4.0 has "
                              "them compiled in)");
-  (void)o;
   return {mpir, ch4};
 }
 
@@ -466,7 +465,7 @@ int run_tune(const TuneOpts& opts) {
   std::string mpich_mpir;
   if (!o.mpich_export.empty()) {
     add_mpich_variants(o, points, to);
-    auto [mpir, ch4] = mpich_default_trees(o);
+    auto [mpir, ch4] = mpich_default_trees();
     mpich_mpir = mpir;
     o.mpich_ch4 = o.mpich_export + ".ch4.json";
     files::write_text_atomically(o.mpich_ch4, tune::mpich_ch4_flat_text(ch4));
