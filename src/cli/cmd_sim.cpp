@@ -6,6 +6,7 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
+#include <queue>
 #include <nlohmann/json.hpp>
 
 #include "cli/bench/bench.hpp"
@@ -36,6 +37,7 @@ struct SimOpts {
   std::string backend = "builtin";
   std::string dtype = "float", op = "sum";
   int top = 0;
+  bool exact = false;  // with --top: simulate every candidate, not only those that may be among the top
   bool total = false;
   double flow_timeout = 600;
   std::string json_file;
@@ -49,7 +51,7 @@ int run_sim(const SimOpts& o) {
   const auto [dt, rop] = parse_reduction(o.dtype, o.op);
   const model::Grid grid = o.grid.grid();
   json doc = {{"profile", o.prof.describe()}, {"ranks", np}, {"ranks_per_node", topo.ranks_per_node},
-              {"backend", o.backend}, {"points", json::array()}};
+              {"backend", o.backend}, {"points", json::array()}, {"point_walls", json::array()}};
   fmt::print("{} ranks ({} per node, {} node{}), profile {}\n", np, topo.ranks_per_node, topo.nodes(),
              topo.nodes() == 1 ? "" : "s", o.prof.describe());
   for (const auto& cname : o.colls) {
@@ -80,19 +82,49 @@ int run_sim(const SimOpts& o) {
       struct Row {
         coll::Choice ch;
         double sim = bench::kNaN, wall = bench::kNaN, flow = bench::kNaN, flow_wall = bench::kNaN;
+        bool bound = false;  // sim is a lower bound: not simulated (it cannot be among the --top fastest)
         std::optional<double> hockney, loggp;
         std::string error;
       };
-      std::vector<Row> rows;
-      for (const auto& ch : cands) {
-        Row r;
+      // With --top N and the built-in simulator alone, candidates are simulated from the
+      // smallest replay up, and one whose lower bound (model::lower_bound) exceeds the N-th
+      // best simulated so far is left at its bound: the N shown are those of simulating all.
+      const bool prune = builtin && !flow && o.top > 0 && !o.exact;
+      const auto point_t0 = Clock::now();
+      std::vector<Row> rows(cands.size());
+      std::vector<model::SimBound> bounds(cands.size());
+      std::vector<std::size_t> order(cands.size());
+      for (std::size_t i = 0; i < cands.size(); ++i) order[i] = i;
+      if (prune) {
+        for (std::size_t i = 0; i < cands.size(); ++i) {
+          try {
+            bounds[i] = model::lower_bound(*cands[i].alg, pb.args(cands[i]), prof, topo, pb.sim);
+          } catch (const std::exception&) {
+            bounds[i] = {};  // simulated, which says what is wrong
+          }
+        }
+        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return bounds[a].steps < bounds[b].steps; });
+      }
+      std::priority_queue<double> kept;  // the --top best simulated so far (the largest on top)
+      std::size_t skipped = 0;
+      for (std::size_t i : order) {
+        const auto& ch = cands[i];
+        Row& r = rows[i];
         r.ch = ch;
         const coll::Args a = pb.args(ch);
         try {
-          if (builtin) {
+          if (prune && kept.size() >= static_cast<std::size_t>(o.top) && bounds[i].time > kept.top()) {
+            r.sim = bounds[i].time;
+            r.bound = true;
+            ++skipped;
+          } else if (builtin) {
             auto t0 = Clock::now();
             r.sim = model::simulate(*ch.alg, a, prof, topo, pb.sim).time;
             r.wall = seconds_since(t0);
+            if (prune) {
+              kept.push(r.sim);
+              if (kept.size() > static_cast<std::size_t>(o.top)) kept.pop();
+            }
           }
           if (flow) {
             auto t0 = Clock::now();
@@ -104,14 +136,20 @@ int run_sim(const SimOpts& o) {
         } catch (const std::exception& e) {
           r.error = e.what();
         }
-        rows.push_back(std::move(r));
       }
+      const double point_wall = seconds_since(point_t0);
       std::stable_sort(rows.begin(), rows.end(), [&](const Row& x, const Row& y) {
         const double a = builtin ? x.sim : x.flow, b = builtin ? y.sim : y.flow;
         return std::isnan(b) ? !std::isnan(a) : a < b;
       });
-      fmt::print("\n{} {}{}:\n", coll::coll_name(c), bench::fmt_size(pb.bytes),
-                 coll::blocked(c) ? fmt::format(" per block ({} in all)", bench::fmt_size(pb.bytes * np)) : "");
+      fmt::print("\n{} {}{}: {} candidates in {:.2f} s{}\n", coll::coll_name(c), bench::fmt_size(pb.bytes),
+                 coll::blocked(c) ? fmt::format(" per block ({} in all)", bench::fmt_size(pb.bytes * np)) : "",
+                 cands.size(), point_wall,
+                 prune ? fmt::format(" ({} simulated, {} left at a lower bound above the {} fastest)", cands.size() - skipped,
+                                     skipped, o.top)
+                       : "");
+      doc["point_walls"].push_back({{"collective", coll::coll_name(c)}, {"bytes", pb.bytes}, {"candidates", cands.size()},
+                                   {"simulated", cands.size() - skipped}, {"wall_s", point_wall}});
       std::vector<std::string> head{"algorithm"};
       if (builtin) head.insert(head.end(), {"simulated", "sim wall"});
       if (flow) head.insert(head.end(), {"simgrid", "simgrid wall"});
@@ -126,7 +164,8 @@ int run_sim(const SimOpts& o) {
           pt["error"] = r.error;
           fmt::print(stderr, "tandem: {} {} {}: {}\n", coll::coll_name(c), pb.bytes, r.ch.str(), r.error);
         } else {
-          if (builtin) pt["simulated_s"] = r.sim, pt["sim_wall_s"] = r.wall;
+          if (builtin && r.bound) pt["simulated_at_least_s"] = r.sim;
+          else if (builtin) pt["simulated_s"] = r.sim, pt["sim_wall_s"] = r.wall;
           if (flow) pt["simgrid_s"] = r.flow, pt["simgrid_wall_s"] = r.flow_wall;
           if (r.hockney) pt["hockney_s"] = *r.hockney;
           if (r.loggp) pt["loggp_s"] = *r.loggp;
@@ -135,7 +174,7 @@ int run_sim(const SimOpts& o) {
         if (o.top > 0 && shown >= o.top) continue;
         ++shown;
         std::vector<std::string> row{r.ch.str()};
-        if (builtin) row.insert(row.end(), {t(r.sim), t(r.wall)});
+        if (builtin) row.insert(row.end(), {r.bound ? ">= " + t(r.sim) : t(r.sim), t(r.wall)});
         if (flow) row.insert(row.end(), {t(r.flow), t(r.flow_wall)});
         row.insert(row.end(), {ot(r.hockney), ot(r.loggp)});
         table.push_back(row);
@@ -171,7 +210,11 @@ void add_sim(CLI::App& app) {
       ->check(CLI::IsMember({"builtin", "simgrid", "both"}));
   cmd->add_option("--dtype", o->dtype, "Datatype of reductions (float, double, int32, ...)");
   cmd->add_option("--op", o->op, "Reduction operation (sum, max, ...)");
-  cmd->add_option("--top", o->top, "Show only the N fastest candidates per point")->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--top", o->top,
+                  "Show only the N fastest candidates per point (with the built-in backend alone, candidates whose lower "
+                  "bound exceeds the N-th fastest are not simulated)")
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_flag("--exact", o->exact, "With --top: simulate every candidate all the same");
   cmd->add_option("--simgrid-timeout", o->flow_timeout, "Seconds a SimGrid simulation may take (0: no limit)")
       ->check(CLI::Range(0.0, 86400.0));
   cmd->add_flag("--total", o->total,

@@ -55,6 +55,7 @@ struct TuneOpts {
   bool fresh = false;
   bool plain = false;  // measure without `tandem run` around the benchmark
   std::string ompi_export;  // Open MPI coll_tuned rules file to write
+  bool mpi_algorithms = false;  // Open MPI's own algorithms are candidates of the rules (mpi:N)
   std::string mpich_export;  // MPICH csel JSON file to write (and its ch4 file beside it)
   std::string mpich_ch4;     // the ch4 file: written before the tuning, used by its forced runs
   std::string replay;  // a state file to take every measurement from (no runs)
@@ -74,10 +75,12 @@ class BenchMeasurer {
   std::vector<double> operator()(const tune::Point& p, const std::vector<tune::Variant>& vs) {
     std::vector<double> out(vs.size(), bench::kNaN);
     // tandem's variants and the MPI default in one run; each of the MPI's own algorithms
-    // forced (mpi:N, Open MPI's coll_tuned number; mpi:0 its default) in a plain run of its own.
+    // forced (mpi:N, Open MPI's coll_tuned number; mpi:0 its default) in a run of its own:
+    // plain for the exports, as the rules run for a candidate of the rules (as_rules).
     std::vector<std::size_t> together;
     for (std::size_t i = 0; i < vs.size(); ++i) {
-      if (vs[i].is_mpi() && !vs[i].mpi_alg.empty()) run(p, {vs[i]}, {i}, out, forced_args(p, vs[i]), true);
+      if (vs[i].is_mpi() && !vs[i].mpi_alg.empty())
+        run(p, {vs[i]}, {i}, out, forced_args(p, vs[i]), o_.plain || !vs[i].as_rules);
       else together.push_back(i);
     }
     if (!together.empty()) {
@@ -156,6 +159,15 @@ class BenchMeasurer {
       const bool refused = all.find("not usable for the provided arguments") != std::string::npos;
       fmt::print(stderr, "tandem tune: MPICH {} {} at {}: not a candidate there\n", vs[0].label(),
                  refused ? "cannot run (it would substitute another algorithm)" : "failed", p.key());
+      return;
+    }
+    // One of Open MPI's own algorithms forced that fails or hangs at this point (seen: its
+    // scatter_allgather bcast of 512 bytes on 4 ranks over TCP never returned): not a
+    // candidate there either, said in one line, instead of ending the tuning.
+    if (r.status != 0 && !any && o_.mpi == "openmpi" && vs.size() == 1 && vs[0].is_mpi() && !vs[0].mpi_alg.empty() &&
+        vs[0].mpi_alg != "0") {
+      fmt::print(stderr, "tandem tune: Open MPI's {} at {} {} (exit status {}): not a candidate there\n", vs[0].label(),
+                 p.key(), r.status == 124 ? "did not finish in --timeout" : "failed", r.status);
       return;
     }
     if (!r.err.empty()) fmt::print(stderr, "{}", r.err);  // what the run said, as if not captured
@@ -309,21 +321,27 @@ bool ompi_segmented(coll::Coll c, const std::string& name) {
   return c == coll::Coll::Allreduce && name == "segmented_ring";
 }
 
-// --ompi-export: Open MPI's own algorithms of each collective tuned, forced one by one
-// (the segmented ones also at each segment size of the grid), and its default ("0"), all
-// measured plainly.
-void add_ompi_variants(const TuneOpts& o, const std::vector<tune::Point>& points, tune::Options& to) {
-  if (o.mpi != "openmpi") throw std::runtime_error("--ompi-export needs --mpi openmpi");
+// Open MPI's own algorithms of each collective, forced one by one (the segmented ones also
+// at each segment size of the grid), and its default ("0"): for --ompi-export measured
+// plainly, as Open MPI runs with the exported file alone, into `into`; with `as_rules`, as
+// candidates of tandem's rules (measured as the rules run them).
+void add_ompi_variants(const TuneOpts& o, const std::vector<tune::Point>& points, const model::Grid& grid,
+                       bool as_rules, std::map<int, std::vector<tune::Variant>>& into) {
+  if (o.mpi != "openmpi")
+    throw std::runtime_error(as_rules ? "--mpi-algorithms needs --mpi openmpi (MPICH's algorithms are chosen by the files "
+                                        "of --mpich-export)"
+                                      : "--ompi-export needs --mpi openmpi");
   for (const auto& p : points) {
-    auto [it, fresh] = to.mpi_variants.try_emplace(static_cast<int>(p.coll));
+    auto [it, fresh] = into.try_emplace(static_cast<int>(p.coll));
     if (!fresh) continue;
     std::vector<std::string> skipped;  // two_proc on other rank counts than 2
-    it->second.push_back(tune::Variant{coll::Choice{}, "0", 0});
+    // (as a candidate of the rules, Open MPI's default is the `mpi` variant measured anyway)
+    if (!as_rules) it->second.push_back(tune::Variant{coll::Choice{}, "0", 0});
     for (const auto& a : bench::ompi_algorithms(coll::coll_name(p.coll), o.np, {}, &skipped)) {
-      it->second.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), 0});
+      it->second.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), 0, as_rules});
       if (ompi_segmented(p.coll, a.name))
-        for (std::uint64_t seg : to.grid.segsizes)
-          if (seg > 0) it->second.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), seg});
+        for (std::uint64_t seg : grid.segsizes)
+          if (seg > 0) it->second.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), seg, as_rules});
     }
   }
 }
@@ -461,7 +479,9 @@ int run_tune(const TuneOpts& opts) {
     };
   }
   const std::vector<tune::Point> points = points_of(o);
-  if (!o.ompi_export.empty()) add_ompi_variants(o, points, to);
+  if (!o.ompi_export.empty()) add_ompi_variants(o, points, to.grid, false, to.mpi_variants);
+  // Measured plainly, a candidate of the rules is the export's own measurement.
+  if (o.mpi_algorithms) add_ompi_variants(o, points, to.grid, !o.plain, to.mpi_candidates);
   std::string mpich_mpir;
   if (!o.mpich_export.empty()) {
     add_mpich_variants(o, points, to);
@@ -482,7 +502,11 @@ int run_tune(const TuneOpts& opts) {
 
   // The exhaustive search's size, for comparison: every candidate and the MPI default per point.
   std::size_t exhaustive = 0;
-  for (const auto& p : points) exhaustive += tuner.candidates(p).size() + (to.include_mpi_default ? 1 : 0);
+  for (const auto& p : points) {
+    exhaustive += tuner.candidates(p).size() + (to.include_mpi_default ? 1 : 0);
+    if (auto mc = to.mpi_candidates.find(static_cast<int>(p.coll)); mc != to.mpi_candidates.end())
+      exhaustive += mc->second.size();
+  }
   const std::string comment = fmt::format(
       "made by `tandem tune --method {}` on {} ranks ({}, {}), {} experiments (an exhaustive search: {})",
       o.method, o.np, o.mpi, o.where, tuner.experiments(), exhaustive);
@@ -524,7 +548,7 @@ int run_tune(const TuneOpts& opts) {
   int within = 0;
   for (const auto& out : outcomes) {
     const double speedup = out.mpi_default_time > 0 ? out.mpi_default_time / out.best_time : bench::kNaN;
-    std::vector<std::string> row{coll::coll_name(out.point.coll), bench::fmt_size(out.point.bytes), out.best.label(),
+    std::vector<std::string> row{coll::coll_name(out.point.coll), bench::fmt_size(out.point.bytes), out.best.rules_choice(),
                                  t(out.best_time), t(out.predicted), t(out.mpi_default_time), bench::fmt_ratio(speedup),
                                  std::to_string(out.experiments)};
     if (replayed) {
@@ -534,7 +558,8 @@ int run_tune(const TuneOpts& opts) {
       auto it = replayed->times.find(out.point.key());
       if (it != replayed->times.end())
         for (const auto& [l, v] : it->second)
-          if (std::isfinite(v) && v > 0 && l.rfind("mpi:", 0) != 0 && !(v >= opt)) opt = v, opt_label = l;
+          if (std::isfinite(v) && v > 0 && (l.rfind("mpi:", 0) != 0 || l.ends_with("@run")) && !(v >= opt))
+            opt = v, opt_label = l;
       auto mine = replayed->get(out.point, out.best);
       const double r = mine && std::isfinite(opt) ? *mine / opt : bench::kNaN;
       if (r <= 1.05) ++within;
@@ -545,7 +570,7 @@ int run_tune(const TuneOpts& opts) {
     for (const auto& [l, v] : out.measured) m[l] = bench::num(v * 1e6);
     for (const auto& [l, v] : out.predictions) pr[l] = bench::num(v * 1e6);
     doc["points"].push_back({{"collective", coll::coll_name(out.point.coll)}, {"ranks", out.point.ranks},
-                             {"bytes", out.point.bytes}, {"choice", out.best.label()},
+                             {"bytes", out.point.bytes}, {"choice", out.best.rules_choice()},
                              {"time_us", bench::num(out.best_time * 1e6)},
                              {"predicted_us", bench::num(out.predicted * 1e6)},
                              {"mpi_default_us", bench::num(out.mpi_default_time * 1e6)},
@@ -614,6 +639,10 @@ void add_tune(CLI::App& app) {
   cmd->add_option("--ompi-export", o->ompi_export,
                   "Also measure Open MPI's own algorithms forced one by one (and its default) in plain runs, and write "
                   "the fastest per point as an Open MPI 4.1 coll_tuned dynamic rules file (classic format)");
+  cmd->add_flag("--mpi-algorithms", o->mpi_algorithms,
+                "Open MPI's own algorithms, forced one by one (the segmented ones at each segment size), are candidates "
+                "of the rules too, measured as the rules run them; the rules name them mpi:N[:SEG], which `tandem run` "
+                "applies through a coll_tuned dynamic rules file it makes at MPI_Init");
   cmd->add_option("--mpich-export", o->mpich_export,
                   "Also measure MPICH's own algorithms of bcast, reduce, allreduce and allgather forced one by one (and "
                   "its default) in plain runs, and write the fastest per point as an MPICH 4.0 collective selection "

@@ -4,6 +4,7 @@
 
 #include "common/units.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <fstream>
 #include <sstream>
@@ -14,6 +15,18 @@ const Rule* Rules::match(Coll c, int p, std::uint64_t bytes) const {
   for (const Rule& r : rules)
     if (r.coll == c && p >= r.ranks_lo && p <= r.ranks_hi && bytes >= r.bytes_lo && bytes <= r.bytes_hi) return &r;
   return nullptr;
+}
+
+bool Rules::forces_mpi_algorithm() const {
+  for (const Rule& r : rules)
+    if (!r.choice.alg && !r.mpi_alg.empty()) return true;
+  return false;
+}
+
+std::string Rule::choice_text() const {
+  if (choice.alg) return choice.str();
+  if (mpi_alg.empty()) return "mpi";
+  return "mpi:" + mpi_alg + (mpi_segsize ? ":" + units::format_bytes(mpi_segsize) : std::string());
 }
 
 namespace {
@@ -102,6 +115,19 @@ std::optional<Rules> parse_rules(std::string_view text, const std::string& sourc
       out.rules.push_back(r);
       continue;
     }
+    if (w[3].substr(0, 4) == "mpi:") {  // one of the MPI library's own algorithms: mpi:ALG[:SEG]
+      std::string_view rest = w[3].substr(4);
+      const std::size_t colon = rest.find(':');
+      const std::string_view alg = rest.substr(0, colon);
+      auto name_char = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-'; };
+      if (alg.empty() || !std::all_of(alg.begin(), alg.end(), name_char))
+        return fail(fmt::format("`{}`: expected mpi:ALGORITHM[:SEGSIZE] (one of the MPI library's own algorithms)", w[3]));
+      r.mpi_alg = std::string(alg);
+      if (colon != std::string_view::npos && !number(rest.substr(colon + 1), &r.mpi_segsize, true))
+        return fail(fmt::format("`{}`: segment size `{}` is not a size (bytes, K/M/G allowed)", w[3], rest.substr(colon + 1)));
+      out.rules.push_back(r);
+      continue;
+    }
     std::string bad;
     auto ch = parse_choice(r.coll, w[3], &bad);
     if (!ch) return fail(bad);
@@ -134,7 +160,7 @@ std::string format_rules(const Rules& r) {
   for (const Rule& x : r.rules)
     out += fmt::format("{} {} {} {}\n", coll_name(x.coll), rng(static_cast<std::uint64_t>(x.ranks_lo),
                                                                static_cast<std::uint64_t>(x.ranks_hi), INT32_MAX),
-                       rng(x.bytes_lo, x.bytes_hi, UINT64_MAX), x.choice.alg ? x.choice.str() : std::string("mpi"));
+                       rng(x.bytes_lo, x.bytes_hi, UINT64_MAX), x.choice_text());
   return out;
 }
 

@@ -9,12 +9,16 @@
 //   bcast         4-      1M-64M     pipeline:64K
 //   barrier       *       *          dissemination
 //   bcast         *       0-1K       mpi        <- the MPI library's own (under `tandem run`)
+//   bcast         4       2K-64K     mpi:3:32K  <- its algorithm 3 in 32 KiB segments
 //
 // ranks and bytes are `*`, `N`, `N-M` (inclusive) or `N-` (N and up); bytes take K/M/G
 // suffixes (powers of 1024). The message size is the bytes of one rank's contribution:
 // count x datatype size (for Allgather, Alltoall, Gather, Scatter and Reduce_scatter_block
 // the per-rank block). For each call the first matching line of its collective wins;
-// a call no line matches runs tandem's default choice. Free of MPI.
+// a call no line matches runs tandem's default choice. `mpi:ALG[:SEG]` names one of the
+// MPI library's own algorithms: with Open MPI its coll_tuned number (ompi_info lists them),
+// applied under `tandem run` through a coll_tuned dynamic rules file made at MPI_Init
+// (coll/ompi_rules.hpp); segment size 0 or none is Open MPI's default. Free of MPI.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -33,7 +37,10 @@ struct Rule {
   int ranks_lo = 0, ranks_hi = INT32_MAX;
   std::uint64_t bytes_lo = 0, bytes_hi = UINT64_MAX;
   Choice choice;  // alg == nullptr: `mpi`, the MPI library's own algorithm
+  std::string mpi_alg;           // with alg == nullptr: `mpi:ALG`, one of the MPI's own ("" its default)
+  std::uint64_t mpi_segsize = 0;  // `mpi:ALG:SEG`
   int line = 0;
+  std::string choice_text() const;  // as written: "ring:32K", "mpi", "mpi:3:32K"
 };
 
 struct Rules {
@@ -41,6 +48,8 @@ struct Rules {
   std::vector<Rule> rules;
   // The first rule for (c, p, bytes), or nullptr.
   const Rule* match(Coll c, int p, std::uint64_t bytes) const;
+  // Whether a line names one of the MPI library's own algorithms (`mpi:ALG`).
+  bool forces_mpi_algorithm() const;
 };
 
 // Parses rules text; on error returns nullopt and sets *why to "SOURCE:LINE: what".

@@ -101,6 +101,11 @@ class Selector {
 
   bool has_settings(Coll c) const noexcept;  // forced, any rule for c, or a model
   const std::optional<Rules>& rules() const noexcept { return rules_; }
+  // Whether TANDEM_COLL_<COLL> decides collective c (an algorithm or `mpi`): the rules never do.
+  bool forced(Coll c) const noexcept {
+    auto i = static_cast<std::size_t>(c);
+    return forced_[i].has_value() || forced_mpi_[i];
+  }
 
  private:
   std::optional<Choice> forced_[kCollCount];

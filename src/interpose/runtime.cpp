@@ -4,10 +4,13 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
+#include "coll/ompi_rules.hpp"
 #include "common/log.hpp"
 #include "common/memory.hpp"
 #include "common/stats.hpp"
@@ -88,6 +91,104 @@ long env_long(const char* name, long fallback) {
   return end && *end == '\0' && x > 0 ? x : fallback;
 }
 
+// The launcher's rank of this process before MPI_Init (0 when it does not say).
+long launcher_rank() {
+  for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMI_RANK"})
+    if (const char* s = std::getenv(v)) return std::strtol(s, nullptr, 10);
+  return 0;
+}
+
+// Rules lines `mpi:ALG[:SEG]` choose one of the MPI library's own algorithms. Open MPI's
+// coll_tuned takes them from a dynamic rules file read while MPI_Init opens the component:
+// made here (coll/ompi_rules.hpp) and named in the environment MPI_Init reads, unless the
+// run sets coll_tuned's dynamic rules itself. Removed again once MPI_Init is done.
+class MpiAlgorithms {
+ public:
+  void before_init(const Runtime& rt) noexcept {
+    try {
+      apply(rt);
+    } catch (const std::exception& e) {
+      if (launcher_rank() == 0)
+        log_message(-1, "the rules' lines naming the MPI library's own algorithms are not applied: %s", e.what());
+      after_init();
+    }
+  }
+  void after_init() noexcept {
+    if (path_.empty()) return;
+    unlink(path_.c_str());
+    unsetenv("OMPI_MCA_coll_tuned_use_dynamic_rules");
+    unsetenv("OMPI_MCA_coll_tuned_dynamic_rules_filename");
+    path_.clear();
+  }
+
+ private:
+  void apply(const Runtime& rt) {
+    const auto& sel = rt.coll->selector();
+    if (!sel.rules() || !sel.rules()->forces_mpi_algorithm()) return;
+    const bool speak = launcher_rank() == 0;
+    coll::Rules rules = *sel.rules();  // without the collectives TANDEM_COLL_<COLL> decides
+    std::erase_if(rules.rules, [&](const coll::Rule& r) { return sel.forced(r.coll); });
+    if (std::string_view(TANDEM_MPI_NAME) != "openmpi") {
+      if (speak)
+        log_message(-1, "%s: the lines naming MPICH's own algorithms (mpi:ALG) run MPICH's default under `tandem run`; "
+                        "MPICH takes its algorithms from the files of `tandem tune --mpich-export`",
+                    rules.source.c_str());
+      return;
+    }
+    for (const char* v : {"OMPI_MCA_coll_tuned_use_dynamic_rules", "OMPI_MCA_coll_tuned_dynamic_rules_filename"})
+      if (std::getenv(v)) {
+        if (speak)
+          log_message(-1, "%s: the lines naming Open MPI's own algorithms (mpi:N) are not applied: this run sets %s "
+                          "itself (its setting is kept)",
+                      rules.source.c_str(), v + 9);
+        return;
+      }
+    const long world = std::max(1L, env_long("OMPI_COMM_WORLD_SIZE", 1));
+    std::string text, why;
+    if (!coll::ompi_rules_for(rules, static_cast<int>(std::min(world, 1L << 20)), &text, &why)) {
+      std::fprintf(stderr, "tandem: invalid TANDEM_COLL_RULES='%s': %s\ntandem: fix the settings above (see `tandem info`)\n",
+                   rt.cfg.coll_rules.c_str(), why.c_str());
+      std::exit(2);
+    }
+    if (text.empty()) return;
+    bool said[coll::kCollCount] = {};
+    for (const coll::Rule& r : rules.rules) {
+      const auto i = static_cast<std::size_t>(r.coll);
+      if (r.choice.alg || r.mpi_alg.empty() || said[i]) continue;
+      said[i] = true;
+      const std::string var = std::string("OMPI_MCA_coll_tuned_") + coll::coll_name(r.coll) + "_algorithm";
+      if (speak && std::getenv(var.c_str()))
+        log_message(-1, "%s: %s is set for this run: Open MPI runs that algorithm for every %s, not the rules' mpi:N",
+                    rules.source.c_str(), var.c_str() + 9, coll::coll_name(r.coll));
+    }
+    const char* tmp = std::getenv("TMPDIR");
+    path_ = std::string(tmp && *tmp ? tmp : "/tmp") + "/tandem-ompi-rules.XXXXXX";
+    int fd = mkstemp(path_.data());
+    bool ok = fd >= 0;
+    for (std::size_t off = 0; ok && off < text.size();) {
+      ssize_t n = write(fd, text.data() + off, text.size() - off);
+      if (n <= 0) ok = false;
+      else off += static_cast<std::size_t>(n);
+    }
+    if (fd >= 0 && close(fd) != 0) ok = false;
+    if (!ok) {
+      if (speak)
+        log_message(-1, "%s: the lines naming Open MPI's own algorithms (mpi:N) are not applied: cannot write %s (%s)",
+                    rules.source.c_str(), path_.c_str(), std::strerror(errno));
+      if (fd >= 0) unlink(path_.c_str());
+      path_.clear();
+      return;
+    }
+    setenv("OMPI_MCA_coll_tuned_use_dynamic_rules", "1", 1);
+    setenv("OMPI_MCA_coll_tuned_dynamic_rules_filename", path_.c_str(), 1);
+    if (speak && rt.cfg.verbose >= 1)
+      log_message(-1, "%s: Open MPI runs the algorithms its lines mpi:N name, by coll_tuned dynamic rules (%zu bytes, "
+                      "communicators of up to %ld ranks)",
+                  rules.source.c_str(), text.size(), world);
+  }
+  std::string path_;
+};
+
 }  // namespace
 
 Runtime& runtime() { return immortal<Runtime>(); }
@@ -118,6 +219,11 @@ int init(int* argc, char*** argv, int required, int* provided, bool thread_varia
     if (provided) *provided = granted;
     return rc;
   }
+  struct Forcing {
+    MpiAlgorithms m;
+    ~Forcing() { m.after_init(); }
+  } forcing;
+  forcing.m.before_init(rt);
   // A job the launcher says is all on this node, without a spare core per rank, is passed
   // through (TANDEM_LOCAL, below): decided before MPI_Init when the launcher tells the
   // sizes, so that it keeps the thread level the program asked for (MPI_THREAD_MULTIPLE

@@ -30,7 +30,7 @@ std::optional<coll::Choice> ModelEstimator::estimate(const coll::Query& q) const
     pb.commutative = q.commutative;
     pb.sim.reduce_key = key;
     std::optional<coll::Choice> c;
-    auto ranked = rank_candidates(pb, candidates(pb, g_), p_);
+    auto ranked = rank_candidates(pb, candidates(pb, g_), p_, 1);
     if (!ranked.empty()) c = ranked.front().choice;
     cache_.emplace(k, c);
     return c;

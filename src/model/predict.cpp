@@ -1,6 +1,7 @@
 #include "model/predict.hpp"
 
 #include <algorithm>
+#include <queue>
 #include <stdexcept>
 
 namespace tandem::model {
@@ -49,16 +50,37 @@ std::vector<coll::Choice> candidates(const Problem& pb, const Grid& g) {
   return out;
 }
 
-std::vector<Prediction> rank_candidates(const Problem& pb, const std::vector<coll::Choice>& cands, const Profile& p) {
-  std::vector<Prediction> out;
-  out.reserve(cands.size());
-  for (const auto& c : cands) out.push_back({c, simulate(*c.alg, pb.args(c), p, pb.topo, pb.sim).time});
+std::vector<Prediction> rank_candidates(const Problem& pb, const std::vector<coll::Choice>& cands, const Profile& p,
+                                        std::size_t exact) {
+  std::vector<Prediction> out(cands.size());
+  if (exact >= cands.size()) {
+    for (std::size_t i = 0; i < cands.size(); ++i) out[i] = {cands[i], simulate(*cands[i].alg, pb.args(cands[i]), p, pb.topo, pb.sim).time};
+  } else {
+    std::vector<SimBound> bounds(cands.size());
+    std::vector<std::size_t> order(cands.size());
+    for (std::size_t i = 0; i < cands.size(); ++i) {
+      bounds[i] = lower_bound(*cands[i].alg, pb.args(cands[i]), p, pb.topo, pb.sim);
+      order[i] = i;
+    }
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return bounds[a].steps < bounds[b].steps; });
+    std::priority_queue<double> kept;  // the `exact` best times simulated so far (the largest on top)
+    for (std::size_t i : order) {
+      if (kept.size() >= std::max<std::size_t>(exact, 1) && bounds[i].time > kept.top()) {
+        out[i] = {cands[i], bounds[i].time, true};
+        continue;
+      }
+      const double t = simulate(*cands[i].alg, pb.args(cands[i]), p, pb.topo, pb.sim).time;
+      out[i] = {cands[i], t, false};
+      kept.push(t);
+      if (kept.size() > std::max<std::size_t>(exact, 1)) kept.pop();
+    }
+  }
   std::stable_sort(out.begin(), out.end(), [](const Prediction& a, const Prediction& b) { return a.time < b.time; });
   return out;
 }
 
 Prediction best(const Problem& pb, const Grid& g, const Profile& p) {
-  auto r = rank_candidates(pb, candidates(pb, g), p);
+  auto r = rank_candidates(pb, candidates(pb, g), p, 1);
   if (r.empty()) throw std::invalid_argument(std::string("no algorithm of ") + coll::coll_name(pb.coll) + " can run this call");
   return r.front();
 }

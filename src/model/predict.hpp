@@ -2,6 +2,7 @@
 // fan-out of a grid, ranked by the simulator. What model-driven selection, `tandem sim`
 // and the tuner's model-only and model-guided methods use. Free of MPI.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -39,7 +40,8 @@ struct Problem {
 
 struct Prediction {
   coll::Choice choice;
-  double time = 0;  // simulated seconds
+  double time = 0;     // simulated seconds (bound: a lower bound of them)
+  bool bound = false;  // not simulated: its lower bound already exceeds the `exact` best
 };
 
 // Every candidate that can run the problem: each algorithm (but those that need a
@@ -48,10 +50,17 @@ struct Prediction {
 // segment size at least the message's: the same schedule as none) appear once.
 std::vector<coll::Choice> candidates(const Problem& pb, const Grid& g);
 
-// Simulates each candidate; by increasing time (ties: the order of candidates()).
-std::vector<Prediction> rank_candidates(const Problem& pb, const std::vector<coll::Choice>& cands, const Profile& p);
+// Simulates each candidate; by increasing time (ties: the order of candidates()). With
+// `exact` below the number of candidates, only the first `exact` of the result are sure
+// to be simulated: candidates are simulated from the smallest replay up (model::
+// lower_bound's size), and one whose lower bound exceeds the exact-th best time simulated
+// so far is left at that bound (Prediction::bound) — it cannot be among the first `exact`.
+// The choice is the same as simulating all; at hundreds of ranks it skips the candidates
+// that cut a large message into millions of small messages.
+std::vector<Prediction> rank_candidates(const Problem& pb, const std::vector<coll::Choice>& cands, const Profile& p,
+                                        std::size_t exact = SIZE_MAX);
 
-// The fastest candidate.
+// The fastest candidate (rank_candidates with exact 1).
 Prediction best(const Problem& pb, const Grid& g, const Profile& p);
 
 }  // namespace tandem::model

@@ -315,4 +315,42 @@ SimResult simulate(const coll::Algorithm& alg, const coll::Args& a, const Profil
   return simulate(build_all(alg, with_nodes(a, t)), p, t, o);
 }
 
+SimBound lower_bound(const coll::Algorithm& alg, const coll::Args& a, const Profile& p, const Topology& t,
+                     const SimOptions& o) {
+  if (a.size != t.ranks) throw std::invalid_argument(fmt::format("lower_bound: {} ranks in the call, {} in the topology", a.size, t.ranks));
+  const coll::Args an = with_nodes(a, t);
+  auto it = p.reduce.find(o.reduce_key);
+  const CostTable* reduce = it != p.reduce.end() ? &it->second : (p.reduce.empty() ? nullptr : &p.reduce.begin()->second);
+  std::vector<int> sample{0, std::clamp(a.root, 0, a.size - 1), a.size / 2, a.size - 1};
+  std::sort(sample.begin(), sample.end());
+  sample.erase(std::unique(sample.begin(), sample.end()), sample.end());
+  SimBound b;
+  for (int r : sample) {
+    coll::Args ar = an;
+    ar.rank = r;
+    const Schedule s = coll::build(alg, ar);
+    b.steps = std::max<std::uint64_t>(b.steps, s.steps.size() * static_cast<std::uint64_t>(a.size));
+    // CPU; endpoints inside and between nodes, each way (a shared NIC only adds others' traffic).
+    double cpu = 0, tx[2] = {0, 0}, rx[2] = {0, 0};
+    for (const coll::Step& st : s.steps) {
+      switch (st.kind) {
+        case StepKind::Nop: break;
+        case StepKind::Reduce: cpu += reduce ? reduce->at(st.bytes) : 0.0; break;
+        case StepKind::Copy: cpu += p.copy.at(st.bytes); break;
+        case StepKind::Send:
+        case StepKind::Recv: {
+          const bool same = t.same_node(r, st.peer);
+          const P2PCost c = p.link(same).at(st.bytes);
+          const bool send = st.kind == StepKind::Send;
+          cpu += send ? c.os : c.orecv;
+          (send ? tx : rx)[same ? 0 : 1] += c.g;  // (a rendezvous' control messages would only add)
+          break;
+        }
+      }
+    }
+    b.time = std::max({b.time, cpu, tx[0], tx[1], rx[0], rx[1]});
+  }
+  return b;
+}
+
 }  // namespace tandem::model

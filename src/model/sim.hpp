@@ -61,4 +61,18 @@ coll::Args with_nodes(const coll::Args& a, const Topology& t);
 SimResult simulate(const coll::Algorithm& alg, const coll::Args& a, const Profile& p, const Topology& t,
                    const SimOptions& o = {});
 
+// A lower bound of what `simulate` returns, from a few ranks' schedules alone (rank 0, the
+// root, the middle and the last rank): each of them needs at least the sum of its CPU
+// costs (send and receive overheads, reductions, copies: its one CPU runs them one after
+// another) and, at each of its endpoints, the sum of the gaps of the messages it sends and
+// of those it receives (they pass it one after another). Costs a few schedules' building
+// instead of every rank's and a replay: what lets a search skip candidates that cannot
+// beat the best simulated so far.
+struct SimBound {
+  double time = 0;          // seconds, at most what simulate() returns
+  std::uint64_t steps = 0;  // the largest sampled schedule's steps x ranks: the replay's size
+};
+SimBound lower_bound(const coll::Algorithm& alg, const coll::Args& a, const Profile& p, const Topology& t,
+                     const SimOptions& o = {});
+
 }  // namespace tandem::model

@@ -1,5 +1,7 @@
 #include "tune/tuner.hpp"
 
+#include "coll/ompi_rules.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -48,7 +50,13 @@ std::string Variant::label() const {
   if (mpi_alg.empty()) return "mpi";
   std::string s = "mpi:" + mpi_alg;
   if (mpi_segsize) s += ":" + units::format_bytes(mpi_segsize);
-  return s;
+  return as_rules ? s + "@run" : s;
+}
+
+std::string Variant::rules_choice() const {
+  if (!is_mpi()) return choice.str();
+  if (mpi_alg.empty() || mpi_alg == "0") return "mpi";
+  return "mpi:" + mpi_alg + (mpi_segsize ? ":" + units::format_bytes(mpi_segsize) : std::string());
 }
 
 std::string Point::key() const { return fmt::format("{}/{}/{}", coll::coll_name(coll), ranks, bytes); }
@@ -274,8 +282,11 @@ Outcome Tuner::tune(const Point& p) {
   std::vector<Variant> mpis;
   if (o_.method != Method::Model) {
     if (o_.include_mpi_default) mpis.push_back(mpi_default);
-    if (auto it = o_.mpi_variants.find(static_cast<int>(p.coll)); it != o_.mpi_variants.end())
-      for (const auto& v : it->second) mpis.push_back(v);
+    for (const auto* m : {&o_.mpi_variants, &o_.mpi_candidates})
+      if (auto it = m->find(static_cast<int>(p.coll)); it != m->end())
+        for (const auto& v : it->second)
+          if (std::none_of(mpis.begin(), mpis.end(), [&](const Variant& x) { return x.label() == v.label(); }))
+            mpis.push_back(v);
   }
   auto with_mpis = [&](std::vector<Variant> v) {
     v.insert(v.begin(), mpis.begin(), mpis.end());
@@ -341,6 +352,8 @@ Outcome Tuner::tune(const Point& p) {
     };
     if (o_.include_mpi_default) consider(mpi_default);
     for (const auto& c : candidates(p)) consider(c);
+    if (auto mc = o_.mpi_candidates.find(static_cast<int>(p.coll)); mc != o_.mpi_candidates.end())
+      for (const auto& v : mc->second) consider(v);
     if (auto mv = o_.mpi_variants.find(static_cast<int>(p.coll)); mv != o_.mpi_variants.end())
       for (const auto& v : mv->second) {
         auto it = out.measured.find(v.label());
@@ -356,21 +369,6 @@ Outcome Tuner::tune(const Point& p) {
   return out;
 }
 
-int ompi_coll_id(coll::Coll c) {
-  switch (c) {
-    case coll::Coll::Allgather: return 0;
-    case coll::Coll::Allreduce: return 2;
-    case coll::Coll::Alltoall: return 3;
-    case coll::Coll::Barrier: return 6;
-    case coll::Coll::Bcast: return 7;
-    case coll::Coll::Gather: return 9;
-    case coll::Coll::Reduce: return 11;
-    case coll::Coll::ReduceScatterBlock: return 13;
-    case coll::Coll::Scatter: return 15;
-  }
-  return -1;
-}
-
 namespace {
 std::uint64_t geo_mid(std::uint64_t a, std::uint64_t b) {
   return static_cast<std::uint64_t>(std::sqrt(static_cast<double>(std::max<std::uint64_t>(a, 1)) * static_cast<double>(b)));
@@ -378,11 +376,10 @@ std::uint64_t geo_mid(std::uint64_t a, std::uint64_t b) {
 }  // namespace
 
 std::string ompi_rules_text(const std::vector<Outcome>& outcomes) {
-  // collective id -> communicator size -> (Open MPI's message size, algorithm, fan-out, segment size)
-  std::map<int, std::map<int, std::vector<std::tuple<std::uint64_t, long, long, std::uint64_t>>>> t;
+  coll::OmpiTable t;
   std::map<int, std::map<int, std::vector<const Outcome*>>> by;
   for (const auto& o : outcomes) {
-    const int id = ompi_coll_id(o.point.coll);
+    const int id = coll::ompi_coll_id(o.point.coll);
     if (id < 0 || o.best_mpi_time < 0 || o.best_mpi.mpi_alg.empty()) continue;
     by[id][o.point.ranks].push_back(&o);
   }
@@ -393,18 +390,10 @@ std::string ompi_rules_text(const std::vector<Outcome>& outcomes) {
       auto ompi_bytes = [&](std::uint64_t b) { return total ? b * static_cast<std::uint64_t>(ranks) : b; };
       for (std::size_t i = 0; i < v.size(); ++i) {
         const std::uint64_t from = i == 0 ? 0 : ompi_bytes(geo_mid(v[i - 1]->point.bytes, v[i]->point.bytes) + 1);
-        t[id][ranks].emplace_back(from, std::atol(v[i]->best_mpi.mpi_alg.c_str()), 0, v[i]->best_mpi.mpi_segsize);
+        t[id][ranks].push_back({from, std::atol(v[i]->best_mpi.mpi_alg.c_str()), 0, v[i]->best_mpi.mpi_segsize});
       }
     }
-  std::string out = fmt::format("{}\n", t.size());
-  for (const auto& [id, comms] : t) {
-    out += fmt::format("{}\n{}\n", id, comms.size());
-    for (const auto& [ranks, rules] : comms) {
-      out += fmt::format("{}\n{}\n", ranks, rules.size());
-      for (const auto& [m, alg, fan, seg] : rules) out += fmt::format("{} {} {} {}\n", m, alg, fan, seg);
-    }
-  }
-  return out;
+  return coll::format_ompi_rules(t);
 }
 
 const std::vector<std::string>& mpich_algorithms(coll::Coll c) {
@@ -501,7 +490,7 @@ std::string rules_text(const std::vector<Outcome>& outcomes, const std::string& 
       pos = nl + 1;
     }
   }
-  out += "# collective  ranks  bytes  choice    (measured; mpi: the MPI library's own)\n";
+  out += "# collective  ranks  bytes  choice    (measured; mpi: the MPI library's own default, mpi:N[:SEG] its algorithm N)\n";
   for (auto& [key, v] : groups) {
     std::sort(v.begin(), v.end(), [](const Outcome* a, const Outcome* b) { return a->point.bytes < b->point.bytes; });
     for (std::size_t i = 0; i < v.size(); ++i) {
@@ -510,7 +499,7 @@ std::string rules_text(const std::vector<Outcome>& outcomes, const std::string& 
       auto mid = geo_mid;
       const std::uint64_t lo = i == 0 ? 0 : mid(v[i - 1]->point.bytes, o.point.bytes) + 1;
       const std::string hi = i + 1 == v.size() ? "" : std::to_string(mid(o.point.bytes, v[i + 1]->point.bytes));
-      const std::string choice = o.best.is_mpi() ? "mpi" : o.best.choice.str();
+      const std::string choice = o.best.rules_choice();
       out += fmt::format("{} {} {}-{} {}\n", coll::coll_name(o.point.coll), o.point.ranks, lo, hi, choice);
     }
   }

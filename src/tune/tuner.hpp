@@ -48,7 +48,13 @@ struct Variant {
   coll::Choice choice;       // alg == nullptr: the MPI library's
   std::string mpi_alg;       // "" the MPI's default; else its algorithm (number or name)
   std::uint64_t mpi_segsize = 0;
-  std::string label() const;  // "ring:32K", "mpi", "mpi:3:32K"
+  // One of the MPI's own algorithms as a candidate of tandem's rules: measured as the rules
+  // run (under `tandem run` unless the tuning is plain), apart from the exports' plain runs.
+  bool as_rules = false;
+  std::string label() const;  // "ring:32K", "mpi", "mpi:3:32K", "mpi:3:32K@run" (as_rules)
+  // As a rules file writes the choice: "ring:32K", "mpi" (also for "mpi:0", Open MPI's
+  // fixed decision), "mpi:3:32K".
+  std::string rules_choice() const;
   bool is_mpi() const { return choice.alg == nullptr; }
 };
 
@@ -72,6 +78,9 @@ struct Options {
   // Per collective (coll::Coll as int), the MPI's own algorithms to measure too, for the
   // exports (their best is Outcome::best_mpi, never the tuned choice of tandem's rules).
   std::map<int, std::vector<Variant>> mpi_variants;
+  // Per collective, the MPI's own algorithms that are candidates of the tuned choice
+  // (tandem's rules name them `mpi:N[:SEG]`), as_rules.
+  std::map<int, std::vector<Variant>> mpi_candidates;
   std::uint32_t elem_size = 4;      // reductions' datatype size (float)
   int ranks_per_node = 1;
   std::function<void()> on_store;   // after each run's measurements are in the store (to save it)
@@ -134,8 +143,6 @@ class Tuner {
 // times ranks, for the others). Only collectives Open MPI's tuned component decides and
 // points with a measured best_mpi are written.
 std::string ompi_rules_text(const std::vector<Outcome>& outcomes);
-// Open MPI's collective id (coll_base_functions.h), -1 for none.
-int ompi_coll_id(coll::Coll c);
 
 // MPICH 4.0's algorithms of its MPIR layer that collective c can be forced to
 // (MPIR_CVAR_<COLL>_INTRA_ALGORITHM=name), and exported for (bcast, reduce, allreduce,

@@ -233,6 +233,55 @@ TEST(ModelSim, EveryAlgorithmCompletesAndReplaysDeterministically) {
     }
 }
 
+// The lower bound from a few ranks' schedules never exceeds the simulated time, and the
+// ranking that skips candidates by it keeps the first `exact` of the full ranking.
+TEST(ModelSim, LowerBoundsHoldAndPruningKeepsTheFastest) {
+  const Profile p = synthetic_profile(superpod_sheet());
+  for (coll::Coll c : coll::all_colls())
+    for (const auto& alg : coll::algorithms(c))
+      for (int ranks : {7, 16}) {
+        coll::Args a;
+        a.coll = c;
+        a.size = ranks;
+        a.root = 3;
+        a.count = 50000;
+        a.elem_size = 4;
+        a.segsize = alg.segmented ? 8192 : 0;
+        const Topology t = topology_for(p, ranks, 4);
+        SCOPED_TRACE(std::string(coll::coll_name(c)) + " " + alg.name + " on " + std::to_string(ranks));
+        const SimBound b = lower_bound(alg, a, p, t);
+        EXPECT_GT(b.time, 0);
+        EXPECT_LE(b.time, simulate(alg, a, p, t).time * (1 + 1e-12));
+        EXPECT_GT(b.steps, 0u);
+      }
+  Problem pb;
+  pb.coll = coll::Coll::Allreduce;
+  pb.topo = topology_for(p, 64, 8);
+  pb.bytes = 16 << 20;
+  pb.elem_size = 4;
+  Grid g;
+  g.segsizes = {0, 4096, 65536, 1 << 20};
+  const auto cands = candidates(pb, g);
+  const auto all = rank_candidates(pb, cands, p);
+  for (std::size_t exact : {std::size_t{1}, std::size_t{3}}) {
+    const auto some = rank_candidates(pb, cands, p, exact);
+    ASSERT_EQ(some.size(), all.size());
+    for (std::size_t i = 0; i < exact; ++i) {
+      EXPECT_FALSE(some[i].bound);
+      EXPECT_EQ(some[i].choice.str(), all[i].choice.str());
+      EXPECT_EQ(some[i].time, all[i].time);
+    }
+    std::size_t bounded = 0;
+    for (const auto& x : some) bounded += x.bound;
+    EXPECT_GT(bounded, 0u) << "4 KiB segments of 16 MB on 64 ranks cannot be among the fastest";
+    for (const auto& x : some)
+      if (x.bound) {
+        EXPECT_GE(x.time, some[exact - 1].time);
+      }
+  }
+  EXPECT_EQ(best(pb, g, p).choice.str(), all.front().choice.str());
+}
+
 TEST(ModelSim, AReceiveWithoutItsSendIsAnError) {
   coll::Builder b0(0, 2, 1), b1(1, 2, 1);
   b1.recv(0, coll::at(coll::Buf::Recv, 0), 8);

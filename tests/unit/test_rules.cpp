@@ -91,3 +91,32 @@ TEST(CollRules, MpiIsTheMpiLibrarysOwn) {
   ASSERT_TRUE(again) << why;
   EXPECT_EQ(format_rules(*again), format_rules(*r));
 }
+
+TEST(CollRules, MpiAlgorithmNamesOneOfTheMpiLibrarysOwn) {
+  std::string why;
+  auto r = parse_rules("tandem-coll-rules 1\nbcast 4 0-8K mpi:3:32K\nbcast 4 8K- mpi:6\nbcast * * mpi\n"
+                       "allreduce * * mpi:recursive_doubling\n", "m.rules", &why);
+  ASSERT_TRUE(r) << why;
+  const Rule* a = r->match(Coll::Bcast, 4, 100);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->choice.alg, nullptr);
+  EXPECT_EQ(a->mpi_alg, "3");
+  EXPECT_EQ(a->mpi_segsize, 32768u);
+  EXPECT_EQ(r->match(Coll::Bcast, 4, 1 << 20)->mpi_alg, "6");
+  EXPECT_EQ(r->match(Coll::Bcast, 4, 1 << 20)->mpi_segsize, 0u);
+  EXPECT_EQ(r->match(Coll::Bcast, 8, 100)->mpi_alg, "");
+  EXPECT_TRUE(r->forces_mpi_algorithm());
+  EXPECT_NE(format_rules(*r).find("bcast 4 0-8192 mpi:3:32K\n"), std::string::npos) << format_rules(*r);
+  auto again = parse_rules(format_rules(*r), "again", &why);
+  ASSERT_TRUE(again) << why;
+  EXPECT_EQ(format_rules(*again), format_rules(*r));
+  EXPECT_FALSE(parse_rules("tandem-coll-rules 1\nbcast * * mpi\n", "m", &why)->forces_mpi_algorithm());
+  auto bad = [](const std::string& line) {
+    std::string w;
+    EXPECT_FALSE(parse_rules("tandem-coll-rules 1\n" + line + "\n", "f.rules", &w)) << line;
+    return w;
+  };
+  EXPECT_NE(bad("bcast * * mpi:").find("f.rules:2: `mpi:`: expected mpi:ALGORITHM[:SEGSIZE]"), std::string::npos);
+  EXPECT_NE(bad("bcast * * mpi:3:lots").find("segment size `lots` is not a size"), std::string::npos);
+  EXPECT_NE(bad("bcast * * mpi:a/b").find("expected mpi:ALGORITHM"), std::string::npos);
+}

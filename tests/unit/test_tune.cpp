@@ -5,6 +5,7 @@
 #include <cmath>
 #include <map>
 
+#include "coll/ompi_rules.hpp"
 #include "coll/rules.hpp"
 #include "model/profile.hpp"
 #include "tune/tuner.hpp"
@@ -224,7 +225,7 @@ TEST(Tune, OpenMpiRulesInTheClassicFormat) {
             "0\n1\n4\n1\n0 2 0 0\n"              // allgather: one rule from 0
             "2\n1\n4\n2\n0 3 0 0\n32769 4 0 0\n"  // allreduce: from 0, then from sqrt(1K x 1M) + 1
             "7\n1\n4\n1\n0 0 0 0\n");             // bcast: Open MPI's fixed decision
-  EXPECT_EQ(tune::ompi_coll_id(coll::Coll::ReduceScatterBlock), 13);
+  EXPECT_EQ(coll::ompi_coll_id(coll::Coll::ReduceScatterBlock), 13);
 }
 
 TEST(Tune, MpichSelectionFileKeepsTheDefaultsAndChecksSizesExactly) {
@@ -255,4 +256,62 @@ TEST(Tune, MpichSelectionFileKeepsTheDefaultsAndChecksSizesExactly) {
   EXPECT_NE(ch4.find("MPIDI_Allreduce_intra_composition_beta"), std::string::npos);
   EXPECT_EQ(tune::mpich_function(coll::Coll::Allreduce, "recursive_doubling"), "MPIR_Allreduce_intra_recursive_doubling");
   EXPECT_TRUE(tune::mpich_algorithms(coll::Coll::Alltoall).empty());
+}
+
+// Rules lines naming Open MPI's own algorithms become the coll_tuned dynamic rules that
+// make Open MPI run them: per communicator size the sizes of the first matching lines,
+// Open MPI's units, 0 where tandem's algorithm or plain `mpi` decides.
+TEST(Tune, OpenMpiRulesFromRulesLines) {
+  std::string why, text;
+  auto r = coll::parse_rules("tandem-coll-rules 1\n"
+                             "bcast 4 0-1K mpi\n"
+                             "bcast 4 1025-64K mpi:3:32K\n"
+                             "bcast 4 64K- pipeline:64K\n"
+                             "bcast 5- * mpi:1\n"
+                             "allgather 2-3 16- mpi:2\n"
+                             "allreduce * * ring\n",
+                             "t.rules", &why);
+  ASSERT_TRUE(r) << why;
+  ASSERT_TRUE(coll::ompi_rules_for(*r, 6, &text, &why)) << why;
+  EXPECT_EQ(text,
+            "2\n"
+            "0\n4\n"                                 // allgather: the whole buffer (bytes per rank x ranks)
+            "1\n1\n0 0 0 0\n"                        //   1 rank: no line
+            "2\n2\n0 0 0 0\n32 2 0 0\n"              //   2 ranks: 16 B a rank = 32 B
+            "3\n2\n0 0 0 0\n48 2 0 0\n"              //   3 ranks
+            "4\n1\n0 0 0 0\n"                        //   4 to 6 ranks: no line again (else 3's would apply)
+            "7\n3\n"                                 // bcast, bytes per rank
+            "1\n1\n0 0 0 0\n"
+            "4\n3\n0 0 0 0\n1025 3 0 32768\n65537 0 0 0\n"
+            "5\n1\n0 1 0 0\n");                      //   5 and 6 ranks alike
+  // Nothing forced: no file.
+  auto plain = coll::parse_rules("tandem-coll-rules 1\nbcast * * mpi\nallreduce * * ring\n", "p.rules", &why);
+  ASSERT_TRUE(coll::ompi_rules_for(*plain, 4, &text, &why));
+  EXPECT_EQ(text, "");
+  // Open MPI's algorithms are numbers.
+  auto named = coll::parse_rules("tandem-coll-rules 1\nbcast * * mpi:binomial\n", "n.rules", &why);
+  EXPECT_FALSE(coll::ompi_rules_for(*named, 4, &text, &why));
+  EXPECT_NE(why.find("n.rules:2: `mpi:binomial`: Open MPI's algorithms are numbers"), std::string::npos) << why;
+}
+
+TEST(Tune, ForcedMpiAlgorithmsAsCandidatesOfTheRules) {
+  // The MPI library's algorithm 3 is the fastest: the rules name it.
+  auto measurer = [](const tune::Point&, const std::vector<Variant>& vs) {
+    std::vector<double> t;
+    for (const auto& v : vs) t.push_back(v.is_mpi() && v.mpi_alg == "3" ? 1e-4 : v.is_mpi() ? 5e-4 : 1e-3);
+    return t;
+  };
+  auto o = opts(Method::Exhaustive);
+  o.mpi_candidates[static_cast<int>(coll::Coll::Bcast)] = {Variant{coll::Choice{}, "3", 32768, true},
+                                                           Variant{coll::Choice{}, "1", 0, true}};
+  tune::Tuner t(o, measurer, nullptr, nullptr);
+  auto out = t.tune({coll::Coll::Bcast, 4, 4096});
+  EXPECT_EQ(out.best.label(), "mpi:3:32K@run");
+  EXPECT_EQ(out.best.rules_choice(), "mpi:3:32K");
+  EXPECT_EQ(out.best_mpi_time, -1) << "candidates of the rules are not the exports' measurements";
+  const std::string text = tune::rules_text({out}, "");
+  EXPECT_NE(text.find("bcast 4 0- mpi:3:32K\n"), std::string::npos) << text;
+  std::string why;
+  ASSERT_TRUE(coll::parse_rules(text, "t", &why)) << why;
+  EXPECT_EQ((Variant{coll::Choice{}, "0", 0}.rules_choice()), "mpi");
 }

@@ -383,7 +383,9 @@ void MpiContext::note(MPI_Comm comm, const Described* d, Coll c, const Selection
       log_message(world_rank(), "%s goes to the MPI library's own algorithm whatever the settings say: %s",
                   mpi_name(c), unsupported.c_str());
     if (cfg_.verbose < 1 || comm == MPI_COMM_NULL) return;
-    std::string what = s.mpi() ? std::string("the MPI library's own algorithm") : s.choice.str();
+    std::string what = !s.mpi()                                    ? s.choice.str()
+                       : s.rule && !s.rule->mpi_alg.empty() ? "the MPI library's own algorithm " + s.rule->choice_text()
+                                                            : std::string("the MPI library's own algorithm");
     std::string reason = !unsupported.empty() ? "tandem cannot run it: " + unsupported : selector_.describe(c, s);
     std::string key = fmt::format("{} {} {}", coll_name(c), what, reason);
     int p = 0;
