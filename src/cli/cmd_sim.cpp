@@ -6,7 +6,7 @@
 #include <chrono>
 #include <fstream>
 #include <memory>
-#include <queue>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cli/bench/bench.hpp"
@@ -92,20 +92,13 @@ int run_sim(const SimOpts& o) {
       const bool prune = builtin && !flow && o.top > 0 && !o.exact;
       const auto point_t0 = Clock::now();
       std::vector<Row> rows(cands.size());
-      std::vector<model::SimBound> bounds(cands.size());
+      std::optional<model::Pruning> pruning;
       std::vector<std::size_t> order(cands.size());
       for (std::size_t i = 0; i < cands.size(); ++i) order[i] = i;
       if (prune) {
-        for (std::size_t i = 0; i < cands.size(); ++i) {
-          try {
-            bounds[i] = model::lower_bound(*cands[i].alg, pb.args(cands[i]), prof, topo, pb.sim);
-          } catch (const std::exception&) {
-            bounds[i] = {};  // simulated, which says what is wrong
-          }
-        }
-        std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return bounds[a].steps < bounds[b].steps; });
+        pruning.emplace(pb, cands, prof, static_cast<std::size_t>(o.top));
+        order = pruning->order();
       }
-      std::priority_queue<double> kept;  // the --top best simulated so far (the largest on top)
       std::size_t skipped = 0;
       for (std::size_t i : order) {
         const auto& ch = cands[i];
@@ -113,18 +106,15 @@ int run_sim(const SimOpts& o) {
         r.ch = ch;
         const coll::Args a = pb.args(ch);
         try {
-          if (prune && kept.size() >= static_cast<std::size_t>(o.top) && bounds[i].time > kept.top()) {
-            r.sim = bounds[i].time;
+          if (pruning && pruning->skip(i)) {
+            r.sim = pruning->bound(i);
             r.bound = true;
             ++skipped;
           } else if (builtin) {
             auto t0 = Clock::now();
             r.sim = model::simulate(*ch.alg, a, prof, topo, pb.sim).time;
             r.wall = seconds_since(t0);
-            if (prune) {
-              kept.push(r.sim);
-              if (kept.size() > static_cast<std::size_t>(o.top)) kept.pop();
-            }
+            if (pruning) pruning->simulated(r.sim);
           }
           if (flow) {
             auto t0 = Clock::now();

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <set>
 
@@ -65,7 +66,19 @@ bool ompi_rules_for(const Rules& rules, int max_ranks, std::string* text, std::s
   for (Coll c : forced) {
     auto& comms = t[ompi_coll_id(c)];
     const std::vector<OmpiMsgRule>* below = nullptr;
-    for (int p = 1; p <= std::max(1, max_ranks); ++p) {
+    // The communicator sizes at which the entry can change: for the collectives Open MPI
+    // counts in bytes per rank, where a line's rank range starts or ends; for those it
+    // counts in whole buffers every size (the bounds scale with it).
+    const int top = std::max(1, max_ranks);
+    std::set<int> sizes{1};
+    for (const Rule& r : rules.rules)
+      if (r.coll == c) {
+        if (r.ranks_lo <= top) sizes.insert(std::max(1, r.ranks_lo));
+        if (r.ranks_hi < top) sizes.insert(r.ranks_hi + 1);
+      }
+    if (blocked(c))
+      for (int p = 1; p <= top; ++p) sizes.insert(p);
+    for (int p : sizes) {
       // The sizes at which the first matching line can change: every bound of the lines
       // for this collective and communicator size.
       std::set<std::uint64_t> bounds{0};

@@ -23,11 +23,12 @@ bool Rules::forces_mpi_algorithm() const {
   return false;
 }
 
-std::string Rule::choice_text() const {
-  if (choice.alg) return choice.str();
-  if (mpi_alg.empty()) return "mpi";
-  return "mpi:" + mpi_alg + (mpi_segsize ? ":" + units::format_bytes(mpi_segsize) : std::string());
+std::string mpi_choice_text(const std::string& alg, std::uint64_t segsize) {
+  if (alg.empty()) return "mpi";
+  return "mpi:" + alg + (segsize ? ":" + units::format_bytes(segsize) : std::string());
 }
+
+std::string Rule::choice_text() const { return choice.alg ? choice.str() : mpi_choice_text(mpi_alg, mpi_segsize); }
 
 namespace {
 

@@ -52,6 +52,10 @@ struct Rules {
   bool forces_mpi_algorithm() const;
 };
 
+// How a rules file writes the MPI library's own algorithm: "mpi" (alg empty), "mpi:3",
+// "mpi:3:32K".
+std::string mpi_choice_text(const std::string& alg, std::uint64_t segsize);
+
 // Parses rules text; on error returns nullopt and sets *why to "SOURCE:LINE: what".
 std::optional<Rules> parse_rules(std::string_view text, const std::string& source, std::string* why);
 // Reads and parses a file (errors: cannot read, or as parse_rules).

@@ -1,7 +1,6 @@
 #include "model/predict.hpp"
 
 #include <algorithm>
-#include <queue>
 #include <stdexcept>
 
 namespace tandem::model {
@@ -50,29 +49,39 @@ std::vector<coll::Choice> candidates(const Problem& pb, const Grid& g) {
   return out;
 }
 
+Pruning::Pruning(const Problem& pb, const std::vector<coll::Choice>& cands, const Profile& p, std::size_t exact)
+    : exact_(std::max<std::size_t>(exact, 1)), bounds_(cands.size()), order_(cands.size()) {
+  for (std::size_t i = 0; i < cands.size(); ++i) {
+    try {
+      bounds_[i] = lower_bound(*cands[i].alg, pb.args(cands[i]), p, pb.topo, pb.sim);
+    } catch (const std::exception&) {
+      bounds_[i] = {};
+    }
+    order_[i] = i;
+  }
+  std::stable_sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) { return bounds_[a].steps < bounds_[b].steps; });
+}
+
+void Pruning::simulated(double t) {
+  kept_.push(t);
+  if (kept_.size() > exact_) kept_.pop();
+}
+
 std::vector<Prediction> rank_candidates(const Problem& pb, const std::vector<coll::Choice>& cands, const Profile& p,
                                         std::size_t exact) {
   std::vector<Prediction> out(cands.size());
+  auto sim = [&](std::size_t i) { return simulate(*cands[i].alg, pb.args(cands[i]), p, pb.topo, pb.sim).time; };
   if (exact >= cands.size()) {
-    for (std::size_t i = 0; i < cands.size(); ++i) out[i] = {cands[i], simulate(*cands[i].alg, pb.args(cands[i]), p, pb.topo, pb.sim).time};
+    for (std::size_t i = 0; i < cands.size(); ++i) out[i] = {cands[i], sim(i)};
   } else {
-    std::vector<SimBound> bounds(cands.size());
-    std::vector<std::size_t> order(cands.size());
-    for (std::size_t i = 0; i < cands.size(); ++i) {
-      bounds[i] = lower_bound(*cands[i].alg, pb.args(cands[i]), p, pb.topo, pb.sim);
-      order[i] = i;
-    }
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return bounds[a].steps < bounds[b].steps; });
-    std::priority_queue<double> kept;  // the `exact` best times simulated so far (the largest on top)
-    for (std::size_t i : order) {
-      if (kept.size() >= std::max<std::size_t>(exact, 1) && bounds[i].time > kept.top()) {
-        out[i] = {cands[i], bounds[i].time, true};
+    Pruning pr(pb, cands, p, exact);
+    for (std::size_t i : pr.order()) {
+      if (pr.skip(i)) {
+        out[i] = {cands[i], pr.bound(i), true};
         continue;
       }
-      const double t = simulate(*cands[i].alg, pb.args(cands[i]), p, pb.topo, pb.sim).time;
-      out[i] = {cands[i], t, false};
-      kept.push(t);
-      if (kept.size() > std::max<std::size_t>(exact, 1)) kept.pop();
+      out[i] = {cands[i], sim(i), false};
+      pr.simulated(out[i].time);
     }
   }
   std::stable_sort(out.begin(), out.end(), [](const Prediction& a, const Prediction& b) { return a.time < b.time; });

@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <queue>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,25 @@ std::vector<coll::Choice> candidates(const Problem& pb, const Grid& g);
 // that cut a large message into millions of small messages.
 std::vector<Prediction> rank_candidates(const Problem& pb, const std::vector<coll::Choice>& cands, const Profile& p,
                                         std::size_t exact = SIZE_MAX);
+
+// How rank_candidates skips candidates, for callers that simulate them themselves (`tandem
+// sim`): each candidate's lower bound, the order to simulate them in, and whether one can
+// no longer be among the first `exact`. A candidate whose bound cannot be computed (its
+// schedule cannot be built) gets bound 0: it is simulated, which says what is wrong.
+class Pruning {
+ public:
+  Pruning(const Problem& pb, const std::vector<coll::Choice>& cands, const Profile& p, std::size_t exact);
+  const std::vector<std::size_t>& order() const { return order_; }  // indices into cands
+  double bound(std::size_t i) const { return bounds_[i].time; }
+  bool skip(std::size_t i) const { return kept_.size() >= exact_ && bounds_[i].time > kept_.top(); }
+  void simulated(double t);  // a candidate's simulated time, in order()
+
+ private:
+  std::size_t exact_;
+  std::vector<SimBound> bounds_;
+  std::vector<std::size_t> order_;
+  std::priority_queue<double> kept_;  // the `exact` best simulated so far (the largest on top)
+};
 
 // The fastest candidate (rank_candidates with exact 1).
 Prediction best(const Problem& pb, const Grid& g, const Profile& p);

@@ -1,6 +1,7 @@
 #include "tune/tuner.hpp"
 
 #include "coll/ompi_rules.hpp"
+#include "coll/rules.hpp"
 
 #include <fmt/format.h>
 
@@ -47,16 +48,12 @@ std::optional<Method> parse_method(const std::string& text) {
 
 std::string Variant::label() const {
   if (!is_mpi()) return choice.str();
-  if (mpi_alg.empty()) return "mpi";
-  std::string s = "mpi:" + mpi_alg;
-  if (mpi_segsize) s += ":" + units::format_bytes(mpi_segsize);
-  return as_rules ? s + "@run" : s;
+  return coll::mpi_choice_text(mpi_alg, mpi_segsize) + (as_rules && !mpi_alg.empty() ? "@run" : "");
 }
 
 std::string Variant::rules_choice() const {
   if (!is_mpi()) return choice.str();
-  if (mpi_alg.empty() || mpi_alg == "0") return "mpi";
-  return "mpi:" + mpi_alg + (mpi_segsize ? ":" + units::format_bytes(mpi_segsize) : std::string());
+  return coll::mpi_choice_text(mpi_alg == "0" ? "" : mpi_alg, mpi_alg == "0" ? 0 : mpi_segsize);
 }
 
 std::string Point::key() const { return fmt::format("{}/{}/{}", coll::coll_name(coll), ranks, bytes); }
