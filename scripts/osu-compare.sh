@@ -8,6 +8,7 @@
 #   SIZES    OSU's -m (default 4:16777216)
 #   OMPI_EXPORT  an Open MPI dynamic rules file (tandem tune --ompi-export): a side of its own
 #   TANDEM   the tandem binary (default: tandem on PATH)
+#   RUN_TIMEOUT  seconds one OSU run may take (default 300: some forced algorithms hang)
 # Writes out.LABEL.COLL.REP files (OSU's own output) in the current directory and
 # summary.txt: per collective and size the median over the runs of OSU's average latency
 # per side, the best forced algorithm's, the ratios, and the counts the targets of
@@ -29,7 +30,7 @@ if [ -z "${SUMMARY_ONLY:-}" ]; then
   run() {  # label coll command...
     local label=$1 coll=$2
     shift 2
-    timeout 600 "$@" "$O/osu_$coll" -m "$SIZES" -i 20 -x 3 > "out.$label.$coll.$rep" 2>&1
+    timeout "${RUN_TIMEOUT:-300}" "$@" "$O/osu_$coll" -m "$SIZES" -i 20 -x 3 > "out.$label.$coll.$rep" 2>&1
   }
   for rep in $(seq 1 "$REPS"); do
     for coll in $COLLS; do
