@@ -5,7 +5,9 @@
 # micro-benchmarks (osu_<coll> from OSU_DIR, built with mpicc.openmpi) as an independent
 # timer, on a 4-host virtual cluster at 1 Gbit/s, in alternating runs; then summarises.
 #   COLLS    collectives (default "allreduce bcast"; OSU's names: osu_$coll)
-#   SIZES    OSU's -m (default 4:16777216)
+#   SIZES    OSU's -m, one or more ranges (default "4:8192 16384:16777216"), each run with
+#   ITERS    the matching OSU -i (default "1000 20"; warm-up -x a tenth, at least 3): small
+#            sizes take many iterations, so that a run's average is not its noise
 #   OMPI_EXPORT  an Open MPI dynamic rules file (tandem tune --ompi-export): a side of its own
 #   TANDEM   the tandem binary (default: tandem on PATH)
 #   RUN_TIMEOUT  seconds one OSU run may take (default 300: some forced algorithms hang)
@@ -20,7 +22,11 @@ REPS=${3:-5}
 FREPS=${4:-2}
 T=${TANDEM:-tandem}
 COLLS=${COLLS:-allreduce bcast}
-SIZES=${SIZES:-4:16777216}
+SIZES=${SIZES:-4:8192 16384:16777216}
+ITERS=${ITERS:-1000 20}
+read -r -a SIZE_LIST <<< "$SIZES"
+read -r -a ITER_LIST <<< "$ITERS"
+[ "${#SIZE_LIST[@]}" -eq "${#ITER_LIST[@]}" ] || { echo "osu-compare: SIZES and ITERS differ in length" >&2; exit 2; }
 X=${OMPI_EXPORT:-}
 if [ -z "${SUMMARY_ONLY:-}" ]; then
   for b in $COLLS; do [ -x "$O/osu_$b" ] || { echo "osu-compare: no $O/osu_$b" >&2; exit 2; }; done
@@ -30,7 +36,11 @@ if [ -z "${SUMMARY_ONLY:-}" ]; then
   run() {  # label coll command...
     local label=$1 coll=$2
     shift 2
-    timeout "${RUN_TIMEOUT:-300}" "$@" "$O/osu_$coll" -m "$SIZES" -i 20 -x 3 > "out.$label.$coll.$rep" 2>&1
+    : > "out.$label.$coll.$rep"
+    for i in "${!SIZE_LIST[@]}"; do
+      local it=${ITER_LIST[$i]} x=$((ITER_LIST[i] / 10 > 3 ? ITER_LIST[i] / 10 : 3))
+      timeout "${RUN_TIMEOUT:-300}" "$@" "$O/osu_$coll" -m "${SIZE_LIST[$i]}" -i "$it" -x "$x" >> "out.$label.$coll.$rep" 2>&1
+    done
   }
   for rep in $(seq 1 "$REPS"); do
     for coll in $COLLS; do

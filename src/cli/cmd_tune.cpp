@@ -25,6 +25,7 @@
 #include "common/files.hpp"
 #include "common/process.hpp"
 #include "common/units.hpp"
+#include "coll/ompi_rules.hpp"
 #include "tune/tuner.hpp"
 
 namespace tandem::cli {
@@ -46,6 +47,7 @@ struct TuneOpts {
   ProfileOpts prof;
   GridOpts grid;
   double prune = 1.5;
+  double margin = 1.05;
   int top = 3;
   double budget = 0.3;  // seconds per variant and size (coll_bench -t)
   int timeout = 600;
@@ -108,6 +110,8 @@ class BenchMeasurer {
     std::vector<std::string> a{"--mca", "coll_tuned_use_dynamic_rules", "1", "--mca", "coll_tuned_" + c + "_algorithm", v.mpi_alg};
     if (v.mpi_segsize)
       a.insert(a.end(), {"--mca", "coll_tuned_" + c + "_algorithm_segmentsize", std::to_string(v.mpi_segsize)});
+    if (v.mpi_fanout)
+      a.insert(a.end(), {"--mca", "coll_tuned_" + c + "_algorithm_chain_fanout", std::to_string(v.mpi_fanout)});
     return a;
   }
 
@@ -322,7 +326,7 @@ bool ompi_segmented(coll::Coll c, const std::string& name) {
 }
 
 // Open MPI's own algorithms of each collective, forced one by one (the segmented ones also
-// at each segment size of the grid), and its default ("0"): for --ompi-export measured
+// at each segment size of the grid, the chains also at each fan-out), and its default ("0"): for --ompi-export measured
 // plainly, as Open MPI runs with the exported file alone, into `into`; with `as_rules`, as
 // candidates of tandem's rules (measured as the rules run them).
 void add_ompi_variants(const TuneOpts& o, const std::vector<tune::Point>& points, const model::Grid& grid,
@@ -338,10 +342,26 @@ void add_ompi_variants(const TuneOpts& o, const std::vector<tune::Point>& points
     // (as a candidate of the rules, Open MPI's default is the `mpi` variant measured anyway)
     if (!as_rules) it->second.push_back(tune::Variant{coll::Choice{}, "0", 0});
     for (const auto& a : bench::ompi_algorithms(coll::coll_name(p.coll), o.np, {}, &skipped)) {
-      it->second.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), 0, as_rules});
-      if (ompi_segmented(p.coll, a.name))
-        for (std::uint64_t seg : grid.segsizes)
-          if (seg > 0) it->second.push_back(tune::Variant{coll::Choice{}, std::to_string(a.number), seg, as_rules});
+      // A chain also at each fan-out of the grid it can have (1 to ranks - 1) but the one
+      // Open MPI forces by default (its plain variant).
+      std::vector<int> fans{0};
+      if (coll::ompi_takes_fanout(p.coll, a.number))
+        for (int f : grid.fanouts)
+          if (f >= 1 && f < o.np && f != std::min(coll::kOmpiChainFanout, o.np - 1) &&
+              std::find(fans.begin(), fans.end(), f) == fans.end())
+            fans.push_back(f);
+      const bool segmented = ompi_segmented(p.coll, a.name);
+      for (int f : fans) {
+        auto add = [&](std::uint64_t seg) {
+          tune::Variant v{coll::Choice{}, std::to_string(a.number), seg, as_rules};
+          v.mpi_fanout = f;
+          it->second.push_back(v);
+        };
+        add(0);
+        if (segmented)
+          for (std::uint64_t seg : grid.segsizes)
+            if (seg > 0) add(seg);
+      }
     }
   }
 }
@@ -446,6 +466,7 @@ int run_tune(const TuneOpts& opts) {
   to.method = *method;
   to.grid = o.grid.grid();
   to.prune = o.prune;
+  to.margin = o.margin;
   to.guided_top = o.top;
   to.include_mpi_default = !o.no_mpi_default;
   to.ranks_per_node = o.ranks_per_node > 0 ? o.ranks_per_node : (o.where == "shm" ? o.np : 1);
@@ -622,6 +643,11 @@ void add_tune(CLI::App& app) {
   o->grid.add(cmd);
   cmd->add_option("--prune", o->prune, "smgd: drop an algorithm whose first time is this many times the best")
       ->check(CLI::Range(1.0, 100.0));
+  cmd->add_option("--margin", o->margin,
+                  "Keep the MPI library's default unless another choice is faster by more than this factor "
+                  "(1: the fastest measured wins)")
+      ->check(CLI::Range(1.0, 10.0))
+      ->capture_default_str();
   cmd->add_option("--top", o->top, "guided: candidates measured")->check(CLI::Range(1, 1000));
   cmd->add_option("--budget", o->budget, "Seconds of timing per variant and size")->check(CLI::Range(0.01, 3600.0));
   cmd->add_option("--timeout", o->timeout, "Seconds each benchmark run may take")->check(CLI::Range(10, 86400));
@@ -640,8 +666,9 @@ void add_tune(CLI::App& app) {
                   "Also measure Open MPI's own algorithms forced one by one (and its default) in plain runs, and write "
                   "the fastest per point as an Open MPI 4.1 coll_tuned dynamic rules file (classic format)");
   cmd->add_flag("--mpi-algorithms", o->mpi_algorithms,
-                "Open MPI's own algorithms, forced one by one (the segmented ones at each segment size), are candidates "
-                "of the rules too, measured as the rules run them; the rules name them mpi:N[:SEG], which `tandem run` "
+                "Open MPI's own algorithms, forced one by one (the segmented ones at each segment size, the chains at "
+                "each fan-out), are candidates of the rules too, measured as the rules run them; the rules name them "
+                "mpi:N[:SEG[:FAN]], which `tandem run` "
                 "applies through a coll_tuned dynamic rules file it makes at MPI_Init");
   cmd->add_option("--mpich-export", o->mpich_export,
                   "Also measure MPICH's own algorithms of bcast, reduce, allreduce and allgather forced one by one (and "

@@ -35,6 +35,13 @@ std::string format_ompi_rules(const OmpiTable& t) {
   return out;
 }
 
+bool ompi_takes_fanout(Coll c, long alg) { return (c == Coll::Bcast || c == Coll::Reduce) && alg == 2; }
+
+long ompi_fanout(Coll c, long alg, int fanout) {
+  if (!ompi_takes_fanout(c, alg)) return 0;
+  return fanout > 0 ? fanout : kOmpiChainFanout;
+}
+
 bool ompi_algorithm_number(const std::string& s, long* out) {
   long v = -1;
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
@@ -57,6 +64,12 @@ bool ompi_rules_for(const Rules& rules, int max_ranks, std::string* text, std::s
     }
     if (ompi_coll_id(r.coll) < 0) {
       if (why) *why = fmt::format("{}:{}: Open MPI's tuned component does not decide {}", rules.source, r.line, coll_name(r.coll));
+      return false;
+    }
+    if (r.mpi_fanout > 0 && !ompi_takes_fanout(r.coll, n)) {
+      if (why)
+        *why = fmt::format("{}:{}: `{}`: Open MPI's algorithm {} of {} takes no fan-out (only the chains of bcast and "
+                           "reduce, algorithm 2, do)", rules.source, r.line, r.choice_text(), n, coll_name(r.coll));
       return false;
     }
     forced.insert(r.coll);
@@ -94,11 +107,14 @@ bool ompi_rules_for(const Rules& rules, int max_ranks, std::string* text, std::s
         if (r && !r->choice.alg && !r->mpi_alg.empty()) {
           ompi_algorithm_number(r->mpi_alg, &m.alg);
           m.segsize = r->mpi_segsize;
+          m.fanout = ompi_fanout(c, m.alg, r->mpi_fanout);
         }
         // Open MPI counts the whole buffer of the blocked collectives.
         const std::uint64_t scale = blocked(c) ? static_cast<std::uint64_t>(p) : 1;
         m.from = b > UINT64_MAX / scale ? UINT64_MAX : b * scale;
-        if (!msgs.empty() && msgs.back().alg == m.alg && msgs.back().segsize == m.segsize) continue;
+        if (!msgs.empty() && msgs.back().alg == m.alg && msgs.back().segsize == m.segsize &&
+            msgs.back().fanout == m.fanout)
+          continue;
         msgs.push_back(m);
       }
       if (below && *below == msgs) continue;

@@ -31,13 +31,24 @@ int ompi_coll_id(Coll c);
 struct OmpiMsgRule {
   std::uint64_t from = 0;  // Open MPI's message size (see above) from which it applies
   long alg = 0;            // coll_tuned's algorithm number, 0 its fixed decision
-  long fanout = 0;         // 0: Open MPI's default
+  long fanout = 0;         // the chains' fan-out (ompi_fanout); the others take none
   std::uint64_t segsize = 0;
   bool operator==(const OmpiMsgRule&) const = default;
 };
 // collective id -> communicator size -> message rules (the first from 0)
 using OmpiTable = std::map<int, std::map<int, std::vector<OmpiMsgRule>>>;
 std::string format_ompi_rules(const OmpiTable& t);
+
+// Open MPI's fan-out of chains when the algorithm is forced without one
+// (coll_tuned_init_chain_fanout, read-only in Open MPI 4.1).
+constexpr int kOmpiChainFanout = 4;
+// Whether Open MPI 4.1's algorithm `alg` of collective c takes a fan-out: the chains of
+// bcast and reduce (number 2 of each).
+bool ompi_takes_fanout(Coll c, long alg);
+// The FANINOUT a dynamic rules file must name for algorithm `alg` with fan-out `fanout`
+// (0: none given) to run what forcing it with that fan-out runs: a file's 0 would make a
+// chain a single pipeline, not Open MPI's forced default of kOmpiChainFanout chains.
+long ompi_fanout(Coll c, long alg, int fanout);
 
 // Whether `s` names one of Open MPI's algorithms the way rules and exports do: a number.
 bool ompi_algorithm_number(const std::string& s, long* out);

@@ -23,12 +23,17 @@ bool Rules::forces_mpi_algorithm() const {
   return false;
 }
 
-std::string mpi_choice_text(const std::string& alg, std::uint64_t segsize) {
+std::string mpi_choice_text(const std::string& alg, std::uint64_t segsize, int fanout) {
   if (alg.empty()) return "mpi";
-  return "mpi:" + alg + (segsize ? ":" + units::format_bytes(segsize) : std::string());
+  std::string s = "mpi:" + alg;
+  if (segsize || fanout > 0) s += ":" + (segsize ? units::format_bytes(segsize) : std::string("0"));
+  if (fanout > 0) s += ":" + std::to_string(fanout);
+  return s;
 }
 
-std::string Rule::choice_text() const { return choice.alg ? choice.str() : mpi_choice_text(mpi_alg, mpi_segsize); }
+std::string Rule::choice_text() const {
+  return choice.alg ? choice.str() : mpi_choice_text(mpi_alg, mpi_segsize, mpi_fanout);
+}
 
 namespace {
 
@@ -116,16 +121,28 @@ std::optional<Rules> parse_rules(std::string_view text, const std::string& sourc
       out.rules.push_back(r);
       continue;
     }
-    if (w[3].substr(0, 4) == "mpi:") {  // one of the MPI library's own algorithms: mpi:ALG[:SEG]
-      std::string_view rest = w[3].substr(4);
-      const std::size_t colon = rest.find(':');
-      const std::string_view alg = rest.substr(0, colon);
+    if (w[3].substr(0, 4) == "mpi:") {  // one of the MPI library's own algorithms: mpi:ALG[:SEG[:FAN]]
+      std::vector<std::string_view> part;
+      for (std::string_view rest = w[3].substr(4);;) {
+        const std::size_t colon = rest.find(':');
+        part.push_back(rest.substr(0, colon));
+        if (colon == std::string_view::npos) break;
+        rest = rest.substr(colon + 1);
+      }
+      const std::string_view alg = part[0];
       auto name_char = [](char ch) { return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-'; };
-      if (alg.empty() || !std::all_of(alg.begin(), alg.end(), name_char))
-        return fail(fmt::format("`{}`: expected mpi:ALGORITHM[:SEGSIZE] (one of the MPI library's own algorithms)", w[3]));
+      if (part.size() > 3 || alg.empty() || !std::all_of(alg.begin(), alg.end(), name_char))
+        return fail(fmt::format("`{}`: expected mpi:ALGORITHM[:SEGSIZE[:FANOUT]] (one of the MPI library's own algorithms)",
+                                w[3]));
       r.mpi_alg = std::string(alg);
-      if (colon != std::string_view::npos && !number(rest.substr(colon + 1), &r.mpi_segsize, true))
-        return fail(fmt::format("`{}`: segment size `{}` is not a size (bytes, K/M/G allowed)", w[3], rest.substr(colon + 1)));
+      if (part.size() > 1 && !number(part[1], &r.mpi_segsize, true))
+        return fail(fmt::format("`{}`: segment size `{}` is not a size (bytes, K/M/G allowed)", w[3], part[1]));
+      if (part.size() > 2) {
+        std::uint64_t f = 0;
+        if (!number(part[2], &f, false) || f < 1 || f > 1024)
+          return fail(fmt::format("`{}`: fan-out `{}` is not a count from 1 to 1024", w[3], part[2]));
+        r.mpi_fanout = static_cast<int>(f);
+      }
       out.rules.push_back(r);
       continue;
     }

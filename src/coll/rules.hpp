@@ -15,10 +15,12 @@
 // suffixes (powers of 1024). The message size is the bytes of one rank's contribution:
 // count x datatype size (for Allgather, Alltoall, Gather, Scatter and Reduce_scatter_block
 // the per-rank block). For each call the first matching line of its collective wins;
-// a call no line matches runs tandem's default choice. `mpi:ALG[:SEG]` names one of the
-// MPI library's own algorithms: with Open MPI its coll_tuned number (ompi_info lists them),
-// applied under `tandem run` through a coll_tuned dynamic rules file made at MPI_Init
-// (coll/ompi_rules.hpp); segment size 0 or none is Open MPI's default. Free of MPI.
+// a call no line matches runs tandem's default choice. `mpi:ALG[:SEG[:FAN]]` names one of
+// the MPI library's own algorithms: with Open MPI its coll_tuned number (ompi_info lists
+// them), applied under `tandem run` through a coll_tuned dynamic rules file made at
+// MPI_Init (coll/ompi_rules.hpp); segment size 0 or none is Open MPI's default (none), and
+// a fan-out, which only Open MPI's chains of bcast and reduce take, defaults to what Open
+// MPI runs when the algorithm is forced (coll_tuned_init_chain_fanout). Free of MPI.
 #pragma once
 #include <cstdint>
 #include <optional>
@@ -39,8 +41,9 @@ struct Rule {
   Choice choice;  // alg == nullptr: `mpi`, the MPI library's own algorithm
   std::string mpi_alg;           // with alg == nullptr: `mpi:ALG`, one of the MPI's own ("" its default)
   std::uint64_t mpi_segsize = 0;  // `mpi:ALG:SEG`
+  int mpi_fanout = 0;             // `mpi:ALG:SEG:FAN` (0: the algorithm's default)
   int line = 0;
-  std::string choice_text() const;  // as written: "ring:32K", "mpi", "mpi:3:32K"
+  std::string choice_text() const;  // as written: "ring:32K", "mpi", "mpi:3:32K", "mpi:2:32K:3"
 };
 
 struct Rules {
@@ -53,8 +56,8 @@ struct Rules {
 };
 
 // How a rules file writes the MPI library's own algorithm: "mpi" (alg empty), "mpi:3",
-// "mpi:3:32K".
-std::string mpi_choice_text(const std::string& alg, std::uint64_t segsize);
+// "mpi:3:32K", "mpi:2:32K:3" (a fan-out), "mpi:2:0:3" (a fan-out, unsegmented).
+std::string mpi_choice_text(const std::string& alg, std::uint64_t segsize, int fanout = 0);
 
 // Parses rules text; on error returns nullopt and sets *why to "SOURCE:LINE: what".
 std::optional<Rules> parse_rules(std::string_view text, const std::string& source, std::string* why);

@@ -48,12 +48,13 @@ std::optional<Method> parse_method(const std::string& text) {
 
 std::string Variant::label() const {
   if (!is_mpi()) return choice.str();
-  return coll::mpi_choice_text(mpi_alg, mpi_segsize) + (as_rules && !mpi_alg.empty() ? "@run" : "");
+  return coll::mpi_choice_text(mpi_alg, mpi_segsize, mpi_fanout) + (as_rules && !mpi_alg.empty() ? "@run" : "");
 }
 
 std::string Variant::rules_choice() const {
   if (!is_mpi()) return choice.str();
-  return coll::mpi_choice_text(mpi_alg == "0" ? "" : mpi_alg, mpi_alg == "0" ? 0 : mpi_segsize);
+  if (mpi_alg == "0") return "mpi";
+  return coll::mpi_choice_text(mpi_alg, mpi_segsize, mpi_fanout);
 }
 
 std::string Point::key() const { return fmt::format("{}/{}/{}", coll::coll_name(coll), ranks, bytes); }
@@ -358,6 +359,15 @@ Outcome Tuner::tune(const Point& p) {
           out.best_mpi = v, out.best_mpi_time = it->second;
       }
     if (auto it = out.measured.find("mpi"); it != out.measured.end() && ok(it->second)) out.mpi_default_time = it->second;
+    // Within the margin of the default, the default (the export's default is its "0").
+    if (o_.include_mpi_default && out.mpi_default_time > 0 && best * o_.margin >= out.mpi_default_time)
+      best = out.mpi_default_time, out.best = mpi_default;
+    if (auto mv = o_.mpi_variants.find(static_cast<int>(p.coll)); mv != o_.mpi_variants.end() && out.best_mpi_time > 0)
+      for (const auto& v : mv->second)
+        if (v.is_export_default() && !out.best_mpi.is_export_default())
+          if (auto it = out.measured.find(v.label());
+              it != out.measured.end() && ok(it->second) && out.best_mpi_time * o_.margin >= it->second)
+            out.best_mpi = v, out.best_mpi_time = it->second;
   }
   if (!std::isfinite(best)) throw std::runtime_error("no variant of " + p.key() + " could be measured");
   out.best_time = best;
@@ -387,7 +397,9 @@ std::string ompi_rules_text(const std::vector<Outcome>& outcomes) {
       auto ompi_bytes = [&](std::uint64_t b) { return total ? b * static_cast<std::uint64_t>(ranks) : b; };
       for (std::size_t i = 0; i < v.size(); ++i) {
         const std::uint64_t from = i == 0 ? 0 : ompi_bytes(geo_mid(v[i - 1]->point.bytes, v[i]->point.bytes) + 1);
-        t[id][ranks].push_back({from, std::atol(v[i]->best_mpi.mpi_alg.c_str()), 0, v[i]->best_mpi.mpi_segsize});
+        const Variant& b = v[i]->best_mpi;
+        const long alg = std::atol(b.mpi_alg.c_str());
+        t[id][ranks].push_back({from, alg, coll::ompi_fanout(v[i]->point.coll, alg, b.mpi_fanout), b.mpi_segsize});
       }
     }
   return coll::format_ompi_rules(t);

@@ -51,7 +51,11 @@ struct Variant {
   // One of the MPI's own algorithms as a candidate of tandem's rules: measured as the rules
   // run (under `tandem run` unless the tuning is plain), apart from the exports' plain runs.
   bool as_rules = false;
-  std::string label() const;  // "ring:32K", "mpi", "mpi:3:32K", "mpi:3:32K@run" (as_rules)
+  int mpi_fanout = 0;  // with mpi_alg: its fan-out (Open MPI's chains; 0: the default)
+  std::string label() const;  // "ring:32K", "mpi", "mpi:3:32K", "mpi:2:32K:3", "mpi:3:32K@run" (as_rules)
+  // The exports' measurement of the MPI's default: Open MPI's fixed decision ("0"), MPICH's
+  // MPIR default ("auto").
+  bool is_export_default() const { return !as_rules && !choice.alg && (mpi_alg == "0" || mpi_alg == "auto"); }
   // As a rules file writes the choice: "ring:32K", "mpi" (also for "mpi:0", Open MPI's
   // fixed decision), "mpi:3:32K".
   std::string rules_choice() const;
@@ -75,6 +79,10 @@ struct Options {
   double prune = 1.5;               // SMGD: drop an algorithm this many times the best
   int guided_top = 3;               // Guided: candidates measured
   bool include_mpi_default = true;  // measure the MPI library's default at every point
+  // The MPI library's default stays the choice (of the rules, and of the exports) unless
+  // another variant is faster by more than this factor: a choice within the timing noise
+  // of the default gains nothing and may lose (1: the fastest measured wins).
+  double margin = 1.0;
   // Per collective (coll::Coll as int), the MPI's own algorithms to measure too, for the
   // exports (their best is Outcome::best_mpi, never the tuned choice of tandem's rules).
   std::map<int, std::vector<Variant>> mpi_variants;

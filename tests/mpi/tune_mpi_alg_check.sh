@@ -7,7 +7,8 @@
 # 1. A tuning of bcast (1 MiB, 4 ranks, shared memory) with an mpirun.openmpi first on PATH
 #    that runs the real one, except for a forced basic_linear (1), which fails (exit 3), and
 #    a forced chain (2), which never returns (killed at --timeout): both are said on standard
-#    error, left out of the state (null), and the tuning writes its rules.
+#    error, left out of the state (null), and the tuning writes its rules. The chain is also
+#    tried at the grid's fan-out 2 (mpi:2:0:2, forced with its chain_fanout; exit 4 here).
 # 2. The state rewritten so that Open MPI's binomial (6) under `tandem run` is the fastest
 #    and replayed: the rules name mpi:6 for 4 ranks.
 set -euo pipefail
@@ -20,6 +21,7 @@ mkdir "$W/bin"
 cat > "$W/bin/mpirun.openmpi" <<EOF
 #!/usr/bin/env bash
 case " \$* " in
+  *" coll_tuned_bcast_algorithm 2 "*" coll_tuned_bcast_algorithm_chain_fanout 2 "*) exit 4 ;;
   *" coll_tuned_bcast_algorithm 1 "*) echo "a forced basic_linear that fails" >&2; exit 3 ;;
   *" coll_tuned_bcast_algorithm 2 "*) exec sleep 120 ;;
 esac
@@ -35,6 +37,8 @@ grep -q "Open MPI's mpi:1@run at bcast/4/$BYTES failed (exit status 3): not a ca
   { echo "FAIL: the failing forced algorithm is not said"; exit 1; }
 grep -q "Open MPI's mpi:2@run at bcast/4/$BYTES did not finish in --timeout (exit status 124): not a candidate there" \
     "$W/tune.err" || { echo "FAIL: the hanging forced algorithm is not said"; exit 1; }
+grep -q "Open MPI's mpi:2:0:2@run at bcast/4/$BYTES failed (exit status 4): not a candidate there" "$W/tune.err" ||
+  { echo "FAIL: the chain at fan-out 2 was not forced with coll_tuned_bcast_algorithm_chain_fanout 2"; exit 1; }
 grep -q '"mpi:1@run": null' "$W/t.rules.state.json" || { echo "FAIL: the failed algorithm has a time"; exit 1; }
 grep -q '"mpi:2@run": null' "$W/t.rules.state.json" || { echo "FAIL: the hung algorithm has a time"; exit 1; }
 grep -Eq '"mpi:6@run": [0-9]' "$W/t.rules.state.json" || { echo "FAIL: no measurement of mpi:6 under tandem run"; exit 1; }

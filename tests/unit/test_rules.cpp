@@ -116,7 +116,39 @@ TEST(CollRules, MpiAlgorithmNamesOneOfTheMpiLibrarysOwn) {
     EXPECT_FALSE(parse_rules("tandem-coll-rules 1\n" + line + "\n", "f.rules", &w)) << line;
     return w;
   };
-  EXPECT_NE(bad("bcast * * mpi:").find("f.rules:2: `mpi:`: expected mpi:ALGORITHM[:SEGSIZE]"), std::string::npos);
+  EXPECT_NE(bad("bcast * * mpi:").find("f.rules:2: `mpi:`: expected mpi:ALGORITHM[:SEGSIZE[:FANOUT]]"), std::string::npos);
   EXPECT_NE(bad("bcast * * mpi:3:lots").find("segment size `lots` is not a size"), std::string::npos);
   EXPECT_NE(bad("bcast * * mpi:a/b").find("expected mpi:ALGORITHM"), std::string::npos);
+}
+
+// Open MPI's chains take a fan-out: mpi:ALG:SEG:FAN, with SEG 0 for an unsegmented chain.
+TEST(CollRules, MpiAlgorithmWithFanout) {
+  std::string why;
+  auto r = parse_rules("tandem-coll-rules 1\nbcast 4 0-8K mpi:2:16K:3\nbcast 4 8K- mpi:2:0:1\nreduce * * mpi:2\n",
+                       "f.rules", &why);
+  ASSERT_TRUE(r) << why;
+  const Rule* a = r->match(Coll::Bcast, 4, 100);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->mpi_alg, "2");
+  EXPECT_EQ(a->mpi_segsize, 16384u);
+  EXPECT_EQ(a->mpi_fanout, 3);
+  EXPECT_EQ(a->choice_text(), "mpi:2:16K:3");
+  const Rule* b = r->match(Coll::Bcast, 4, 1 << 20);
+  EXPECT_EQ(b->mpi_segsize, 0u);
+  EXPECT_EQ(b->mpi_fanout, 1);
+  EXPECT_EQ(b->choice_text(), "mpi:2:0:1");
+  EXPECT_EQ(r->match(Coll::Reduce, 4, 1)->mpi_fanout, 0);
+  EXPECT_EQ(r->match(Coll::Reduce, 4, 1)->choice_text(), "mpi:2");
+  auto again = parse_rules(format_rules(*r), "again", &why);
+  ASSERT_TRUE(again) << why;
+  EXPECT_EQ(format_rules(*again), format_rules(*r));
+  auto bad = [](const std::string& line) {
+    std::string w;
+    EXPECT_FALSE(parse_rules("tandem-coll-rules 1\n" + line + "\n", "f.rules", &w)) << line;
+    return w;
+  };
+  EXPECT_NE(bad("bcast * * mpi:2:16K:0").find("fan-out `0` is not a count from 1 to 1024"), std::string::npos);
+  EXPECT_NE(bad("bcast * * mpi:2:16K:2000").find("fan-out `2000`"), std::string::npos);
+  EXPECT_NE(bad("bcast * * mpi:2:16K:x").find("fan-out `x`"), std::string::npos);
+  EXPECT_NE(bad("bcast * * mpi:2:16K:3:4").find("expected mpi:ALGORITHM[:SEGSIZE[:FANOUT]]"), std::string::npos);
 }

@@ -123,6 +123,38 @@ TEST(Tune, TheMpiDefaultWinsWhereItIsFaster) {
   EXPECT_EQ(out.best.label(), "mpi");
 }
 
+// With a margin, a choice within it of the MPI's default leaves the default in place (for
+// the rules and for the exports); one faster by more than the margin still wins.
+TEST(Tune, TheMpiDefaultStaysWithinTheMargin) {
+  Bowl b;
+  b.mpi = 0.104;  // the best of tandem's is 0.1 (the first algorithm at its best segment size)
+  auto o = opts(Method::Exhaustive);
+  o.margin = 1.05;
+  o.mpi_variants[static_cast<int>(coll::Coll::Bcast)] = {Variant{coll::Choice{}, "0", 0}, Variant{coll::Choice{}, "3", 0}};
+  auto measurer = [&](const Point& p, const std::vector<Variant>& vs) {
+    auto t = b(p, vs);
+    for (std::size_t i = 0; i < vs.size(); ++i)
+      if (vs[i].mpi_alg == "3") t[i] = 0.1;  // the fastest of the MPI's own, by 4 %
+    return t;
+  };
+  tune::Tuner t(o, measurer, nullptr, nullptr);
+  auto out = t.tune(kBcast);
+  EXPECT_EQ(out.best.label(), "mpi") << "0.1 is within 1.05x of the default's 0.104";
+  EXPECT_DOUBLE_EQ(out.best_time, 0.104);
+  EXPECT_EQ(out.best_mpi.label(), "mpi:0") << "0.1 is within 1.05x of the fixed decision's 0.104";
+  o.margin = 1.0;
+  tune::Tuner fastest(o, measurer, nullptr, nullptr);
+  out = fastest.tune(kBcast);
+  EXPECT_FALSE(out.best.is_mpi());
+  EXPECT_EQ(out.best_mpi.label(), "mpi:3");
+  b.mpi = 0.2;
+  o.margin = 1.05;
+  tune::Tuner wide(o, measurer, nullptr, nullptr);
+  out = wide.tune(kBcast);
+  EXPECT_FALSE(out.best.is_mpi()) << "twice as fast as the default";
+  EXPECT_EQ(out.best_mpi.label(), "mpi:3");
+}
+
 TEST(Tune, AStoreResumesWithoutMeasuringAgain) {
   Bowl b1, b2;
   tune::Store store;
@@ -292,6 +324,28 @@ TEST(Tune, OpenMpiRulesFromRulesLines) {
   auto named = coll::parse_rules("tandem-coll-rules 1\nbcast * * mpi:binomial\n", "n.rules", &why);
   EXPECT_FALSE(coll::ompi_rules_for(*named, 4, &text, &why));
   EXPECT_NE(why.find("n.rules:2: `mpi:binomial`: Open MPI's algorithms are numbers"), std::string::npos) << why;
+}
+
+// A chain forced without a fan-out runs Open MPI's default of 4 chains; a rules file's 0
+// would make it one pipeline, so the file names 4 (or the fan-out the rule gives).
+TEST(Tune, OpenMpiRulesWriteTheChainsFanout) {
+  std::string why, text;
+  auto r = coll::parse_rules("tandem-coll-rules 1\nbcast 8 0-1K mpi:2:16K\nbcast 8 1K- mpi:2:0:2\n"
+                             "reduce 8 * mpi:1\n", "c.rules", &why);
+  ASSERT_TRUE(r) << why;
+  ASSERT_TRUE(coll::ompi_rules_for(*r, 8, &text, &why)) << why;
+  EXPECT_NE(text.find("8\n2\n0 2 4 16384\n1025 2 2 0\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("8\n1\n0 1 0 0\n"), std::string::npos) << "the reduce's algorithm 1 takes no fan-out: " << text;
+  EXPECT_EQ(coll::ompi_fanout(coll::Coll::Bcast, 2, 0), coll::kOmpiChainFanout);
+  EXPECT_EQ(coll::ompi_fanout(coll::Coll::Reduce, 2, 3), 3);
+  EXPECT_EQ(coll::ompi_fanout(coll::Coll::Bcast, 3, 3), 0);
+  EXPECT_EQ(coll::ompi_fanout(coll::Coll::Allreduce, 2, 0), 0);
+  // A fan-out for an algorithm that takes none is an error, not silently dropped.
+  auto bad = coll::parse_rules("tandem-coll-rules 1\nbcast * * mpi:3:16K:2\n", "b.rules", &why);
+  ASSERT_TRUE(bad) << why;
+  EXPECT_FALSE(coll::ompi_rules_for(*bad, 4, &text, &why));
+  EXPECT_NE(why.find("b.rules:2: `mpi:3:16K:2`: Open MPI's algorithm 3 of bcast takes no fan-out"), std::string::npos)
+      << why;
 }
 
 TEST(Tune, ForcedMpiAlgorithmsAsCandidatesOfTheRules) {
