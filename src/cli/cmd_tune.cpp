@@ -48,6 +48,7 @@ struct TuneOpts {
   GridOpts grid;
   double prune = 1.5;
   double margin = 1.05;
+  int confirm = 2;
   int top = 3;
   double budget = 0.3;  // seconds per variant and size (coll_bench -t)
   int timeout = 600;
@@ -467,6 +468,7 @@ int run_tune(const TuneOpts& opts) {
   to.grid = o.grid.grid();
   to.prune = o.prune;
   to.margin = o.margin;
+  to.confirm = o.confirm;
   to.guided_top = o.top;
   to.include_mpi_default = !o.no_mpi_default;
   to.ranks_per_node = o.ranks_per_node > 0 ? o.ranks_per_node : (o.where == "shm" ? o.np : 1);
@@ -490,6 +492,10 @@ int run_tune(const TuneOpts& opts) {
       std::vector<double> t;
       for (const auto& v : vs) {
         auto x = replayed->get(p, v);
+        if (!x && v.repeat)
+          throw std::runtime_error(fmt::format("--replay {}: no confirmation run {} of {} at {} (the tuning that made "
+                                               "it confirmed less: replay with --confirm {})",
+                                               o.replay, v.repeat, v.label(), p.key(), v.repeat - 1));
         if (!x)
           throw std::runtime_error(fmt::format("--replay {}: no measurement of {} at {} (make it with --method exhaustive "
                                                "and the same grid)", o.replay, v.label(), p.key()));
@@ -647,6 +653,11 @@ void add_tune(CLI::App& app) {
                   "Keep the MPI library's default unless another choice is faster by more than this factor "
                   "(1: the fastest measured wins)")
       ->check(CLI::Range(1.0, 10.0))
+      ->capture_default_str();
+  cmd->add_option("--confirm", o->confirm,
+                  "Where one of the MPI's own algorithms, forced in a launch of its own, beats the MPI default, measure "
+                  "both again this many times alternately and decide by the medians (0: no confirmation)")
+      ->check(CLI::Range(0, 20))
       ->capture_default_str();
   cmd->add_option("--top", o->top, "guided: candidates measured")->check(CLI::Range(1, 1000));
   cmd->add_option("--budget", o->budget, "Seconds of timing per variant and size")->check(CLI::Range(0.01, 3600.0));

@@ -46,6 +46,8 @@ std::optional<Method> parse_method(const std::string& text) {
   return std::nullopt;
 }
 
+std::string Variant::key() const { return repeat ? label() + "#" + std::to_string(repeat) : label(); }
+
 std::string Variant::label() const {
   if (!is_mpi()) return choice.str();
   return coll::mpi_choice_text(mpi_alg, mpi_segsize, mpi_fanout) + (as_rules && !mpi_alg.empty() ? "@run" : "");
@@ -62,12 +64,12 @@ std::string Point::key() const { return fmt::format("{}/{}/{}", coll::coll_name(
 std::optional<double> Store::get(const Point& p, const Variant& v) const {
   auto it = times.find(p.key());
   if (it == times.end()) return std::nullopt;
-  auto jt = it->second.find(v.label());
+  auto jt = it->second.find(v.key());
   if (jt == it->second.end()) return std::nullopt;
   return jt->second;
 }
 
-void Store::put(const Point& p, const Variant& v, double seconds) { times[p.key()][v.label()] = seconds; }
+void Store::put(const Point& p, const Variant& v, double seconds) { times[p.key()][v.key()] = seconds; }
 
 std::string Store::to_json() const {
   nlohmann::json j;
@@ -151,11 +153,11 @@ std::vector<double> Tuner::measure(const Point& p, const std::vector<Variant>& v
   std::vector<Variant> todo;
   std::vector<std::size_t> where;
   for (std::size_t i = 0; i < vs.size(); ++i) {
-    if (auto it = out.measured.find(vs[i].label()); it != out.measured.end()) {
+    if (auto it = out.measured.find(vs[i].key()); it != out.measured.end()) {
       t[i] = it->second;
     } else if (auto c = store_ ? store_->get(p, vs[i]) : std::nullopt) {
       t[i] = *c;
-      out.measured[vs[i].label()] = *c;
+      out.measured[vs[i].key()] = *c;
     } else {
       todo.push_back(vs[i]);
       where.push_back(i);
@@ -166,7 +168,7 @@ std::vector<double> Tuner::measure(const Point& p, const std::vector<Variant>& v
     if (got.size() != todo.size()) throw std::logic_error("the measurer returned a wrong number of times");
     for (std::size_t k = 0; k < todo.size(); ++k) {
       t[where[k]] = got[k];
-      out.measured[todo[k].label()] = got[k];
+      out.measured[todo[k].key()] = got[k];
       if (store_) store_->put(p, todo[k], got[k]);
     }
     if (store_ && o_.on_store) o_.on_store();
@@ -177,6 +179,35 @@ std::vector<double> Tuner::measure(const Point& p, const std::vector<Variant>& v
 }
 
 double Tuner::measure_one(const Point& p, const Variant& v, Outcome& out) { return measure(p, {v}, out).front(); }
+
+void Tuner::confirm(const Point& p, Variant* chosen, double* time, const Variant& dflt, Outcome& out) {
+  auto first = [&](const Variant& v) {
+    auto it = out.measured.find(v.key());
+    return it != out.measured.end() ? it->second : kNaN;
+  };
+  std::vector<double> a{first(*chosen)}, b{first(dflt)};
+  for (int r = 1; r <= o_.confirm; ++r) {
+    Variant x = *chosen, y = dflt;
+    x.repeat = y.repeat = r;
+    const auto t = measure(p, {x, y}, out);
+    a.push_back(t[0]);
+    b.push_back(t[1]);
+  }
+  auto median = [](std::vector<double> v) {
+    v.erase(std::remove_if(v.begin(), v.end(), [](double x) { return !ok(x); }), v.end());
+    if (v.empty()) return kNaN;
+    std::sort(v.begin(), v.end());
+    const std::size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  };
+  const double ma = median(a), mb = median(b);
+  if (!ok(mb)) {
+    *time = ma;
+    return;
+  }
+  if (!ok(ma) || ma * o_.margin >= mb) *chosen = dflt, *time = mb;
+  else *time = ma;
+}
 
 // The descents of every algorithm and fan-out at once, a step each per round, so that
 // one measurement run serves every algorithm's next step (the benchmark is launched once
@@ -362,12 +393,17 @@ Outcome Tuner::tune(const Point& p) {
     // Within the margin of the default, the default (the export's default is its "0").
     if (o_.include_mpi_default && out.mpi_default_time > 0 && best * o_.margin >= out.mpi_default_time)
       best = out.mpi_default_time, out.best = mpi_default;
+    // A forced MPI algorithm ran in a launch of its own: confirmed against the default.
+    if (o_.confirm > 0 && o_.include_mpi_default && out.mpi_default_time > 0 && out.best.is_mpi() &&
+        !out.best.mpi_alg.empty())
+      confirm(p, &out.best, &best, mpi_default, out);
     if (auto mv = o_.mpi_variants.find(static_cast<int>(p.coll)); mv != o_.mpi_variants.end() && out.best_mpi_time > 0)
       for (const auto& v : mv->second)
         if (v.is_export_default() && !out.best_mpi.is_export_default())
-          if (auto it = out.measured.find(v.label());
-              it != out.measured.end() && ok(it->second) && out.best_mpi_time * o_.margin >= it->second)
-            out.best_mpi = v, out.best_mpi_time = it->second;
+          if (auto it = out.measured.find(v.label()); it != out.measured.end() && ok(it->second)) {
+            if (out.best_mpi_time * o_.margin >= it->second) out.best_mpi = v, out.best_mpi_time = it->second;
+            else if (o_.confirm > 0) confirm(p, &out.best_mpi, &out.best_mpi_time, v, out);
+          }
   }
   if (!std::isfinite(best)) throw std::runtime_error("no variant of " + p.key() + " could be measured");
   out.best_time = best;

@@ -52,6 +52,11 @@ struct Variant {
   // run (under `tandem run` unless the tuning is plain), apart from the exports' plain runs.
   bool as_rules = false;
   int mpi_fanout = 0;  // with mpi_alg: its fan-out (Open MPI's chains; 0: the default)
+  // A confirmation run of the same variant (Options::confirm): 0 the first measurement.
+  int repeat = 0;
+  // The label, with "#R" for a confirmation run: how the store and Outcome::measured name
+  // this measurement.
+  std::string key() const;
   std::string label() const;  // "ring:32K", "mpi", "mpi:3:32K", "mpi:2:32K:3", "mpi:3:32K@run" (as_rules)
   // The exports' measurement of the MPI's default: Open MPI's fixed decision ("0"), MPICH's
   // MPIR default ("auto").
@@ -83,6 +88,12 @@ struct Options {
   // another variant is faster by more than this factor: a choice within the timing noise
   // of the default gains nothing and may lose (1: the fastest measured wins).
   double margin = 1.0;
+  // Where the choice is not the MPI's default and was measured in another launch than the
+  // default (one of the MPI's own algorithms forced), the choice and the default are
+  // measured again this many times each, alternately, and the medians of all their runs
+  // decide (with the margin): the fastest of many variants each timed in a launch of its
+  // own is biased low by the launches' spread (the winner's curse). 0: no confirmation.
+  int confirm = 0;
   // Per collective (coll::Coll as int), the MPI's own algorithms to measure too, for the
   // exports (their best is Outcome::best_mpi, never the tuned choice of tandem's rules).
   std::map<int, std::vector<Variant>> mpi_variants;
@@ -128,6 +139,9 @@ class Tuner {
 
  private:
   double measure_one(const Point& p, const Variant& v, Outcome& out);
+  // The confirmation of `chosen` against `dflt` (Options::confirm): replaces *chosen by
+  // dflt unless its median beats dflt's by the margin; *time becomes the winner's median.
+  void confirm(const Point& p, Variant* chosen, double* time, const Variant& dflt, Outcome& out);
   std::vector<double> measure(const Point& p, const std::vector<Variant>& vs, Outcome& out);
   model::Problem problem(const Point& p) const;
   std::vector<std::uint64_t> segments_for(const coll::Algorithm& a, const Point& p) const;

@@ -25,7 +25,7 @@ ITERS=8
     -o "$W/t.rules" --ompi-export "$W/measured.ompi" > "$W/tune.log" 2>&1 || { cat "$W/tune.log"; exit 1; }
 grep -q '"mpi:1"' "$W/t.rules.state.json" || { echo "no measurement of Open MPI's algorithm 1"; exit 1; }
 sed -E 's/("[^"]+"): [-0-9.e+]+/\1: 1/; s/"mpi:1": 1/"mpi:1": 0.001/' "$W/t.rules.state.json" > "$W/linear.state.json"
-"$T" tune --replay "$W/linear.state.json" --np 4 -c bcast --sizes $BYTES --method exhaustive --segsizes 0 \
+"$T" tune --replay "$W/linear.state.json" --np 4 -c bcast --sizes $BYTES --method exhaustive --segsizes 0 --confirm 0 \
     --fanouts 2 -o "$W/r.rules" --ompi-export "$W/linear.ompi" > "$W/replay.log" 2>&1 || { cat "$W/replay.log"; exit 1; }
 echo "exported:"; cat "$W/linear.ompi"
 grep -qx '0 1 0 0' "$W/linear.ompi" || { echo "the export does not name algorithm 1 from size 0"; exit 1; }

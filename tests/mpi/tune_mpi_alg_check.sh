@@ -45,7 +45,7 @@ grep -Eq '"mpi:6@run": [0-9]' "$W/t.rules.state.json" || { echo "FAIL: no measur
 grep -q '^bcast ' "$W/t.rules" || { echo "FAIL: the tuning wrote no bcast rule"; cat "$W/t.rules"; exit 1; }
 
 sed -E 's/("[^"]+"): [-0-9.e+]+/\1: 1/; s/"mpi:6@run": 1/"mpi:6@run": 0.001/' "$W/t.rules.state.json" > "$W/b.state.json"
-"$T" tune --replay "$W/b.state.json" --np 4 -c bcast --sizes $BYTES --method exhaustive --segsizes 0 --fanouts 2 \
+"$T" tune --replay "$W/b.state.json" --np 4 -c bcast --sizes $BYTES --method exhaustive --segsizes 0 --fanouts 2 --confirm 0 \
     --mpi-algorithms -o "$W/b.rules" > "$W/replay.log" 2>&1 || { cat "$W/replay.log"; exit 1; }
 echo "rules:"; cat "$W/b.rules"
 grep -Eq '^bcast +4 +.* +mpi:6 *$' "$W/b.rules" || { echo "FAIL: the rules do not name Open MPI's binomial (mpi:6)"; exit 1; }

@@ -155,6 +155,50 @@ TEST(Tune, TheMpiDefaultStaysWithinTheMargin) {
   EXPECT_EQ(out.best_mpi.label(), "mpi:3");
 }
 
+// A forced MPI algorithm that won by a lucky launch loses its confirmation runs against
+// the default; one that is really faster keeps the point, at the median of its runs.
+TEST(Tune, ForcedWinnersAreConfirmedAgainstTheDefault) {
+  auto o = opts(Method::Exhaustive);
+  o.grid.segsizes = {0};
+  o.confirm = 2;
+  o.margin = 1.05;
+  o.mpi_candidates[static_cast<int>(coll::Coll::Bcast)] = {Variant{coll::Choice{}, "3", 0, true},
+                                                           Variant{coll::Choice{}, "5", 0, true}};
+  std::vector<std::string> runs;
+  auto measurer = [&](const Point&, const std::vector<Variant>& vs) {
+    std::vector<double> t;
+    for (const auto& v : vs) {
+      runs.push_back(v.key());
+      if (!v.is_mpi()) t.push_back(1.0);
+      else if (v.mpi_alg == "3") t.push_back(v.repeat ? 0.12 : 0.08);  // lucky once
+      else if (v.mpi_alg == "5") t.push_back(0.11);
+      else t.push_back(v.repeat == 1 ? 0.09 : 0.1);  // the default
+    }
+    return t;
+  };
+  tune::Tuner t(o, measurer, nullptr, nullptr);
+  auto out = t.tune(kBcast);
+  EXPECT_EQ(out.best.label(), "mpi") << "mpi:3's runs 0.08, 0.12, 0.12 against the default's 0.1, 0.09, 0.1";
+  EXPECT_DOUBLE_EQ(out.best_time, 0.1);
+  EXPECT_NE(std::find(runs.begin(), runs.end(), "mpi:3@run#2"), runs.end());
+  EXPECT_NE(std::find(runs.begin(), runs.end(), "mpi#2"), runs.end());
+  EXPECT_EQ(out.measured.at("mpi:3@run#1"), 0.12);
+
+  auto fast = [&](const Point&, const std::vector<Variant>& vs) {
+    std::vector<double> t;
+    for (const auto& v : vs) t.push_back(!v.is_mpi() ? 1.0 : v.mpi_alg == "3" ? (v.repeat ? 0.06 : 0.05) : 0.1);
+    return t;
+  };
+  tune::Tuner f(o, fast, nullptr, nullptr);
+  out = f.tune(kBcast);
+  EXPECT_EQ(out.best.label(), "mpi:3@run");
+  EXPECT_DOUBLE_EQ(out.best_time, 0.06) << "the median of 0.05, 0.06, 0.06";
+  // Without confirmation the lucky launch wins.
+  o.confirm = 0;
+  tune::Tuner n(o, measurer, nullptr, nullptr);
+  EXPECT_EQ(n.tune(kBcast).best.label(), "mpi:3@run");
+}
+
 TEST(Tune, AStoreResumesWithoutMeasuringAgain) {
   Bowl b1, b2;
   tune::Store store;

@@ -32,7 +32,7 @@ payload=$((BYTES * ITERS))
 for alg in binomial scatter_ring_allgather; do
   grep -q "\"mpi:$alg\"" "$W/t.rules.state.json" || { echo "no measurement of MPICH's $alg"; cat "$W/tune.log"; exit 1; }
   sed -E "s/(\"[^\"]+\"): [-0-9.e+]+/\\1: 1/; s/\"mpi:$alg\": 1/\"mpi:$alg\": 0.001/" "$W/t.rules.state.json" > "$W/$alg.state.json"
-  "$T" tune --replay "$W/$alg.state.json" --mpi mpich --np 4 -c bcast --sizes $BYTES --method exhaustive --segsizes 0 \
+  "$T" tune --replay "$W/$alg.state.json" --mpi mpich --np 4 -c bcast --sizes $BYTES --method exhaustive --segsizes 0 --confirm 0 \
       --fanouts 2 -o "$W/r.rules" --mpich-export "$W/$alg.json" > "$W/replay.log" 2>&1 || { cat "$W/replay.log"; exit 1; }
   grep -q "\"comm_size<=4\":{\"avg_msg_size=any\":{\"algorithm=MPIR_Bcast_intra_$alg\":{}}}" "$W/$alg.json" ||
     { echo "the export does not name MPIR_Bcast_intra_$alg for 4 ranks"; head -c 2000 "$W/$alg.json"; exit 1; }
