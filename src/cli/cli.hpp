@@ -23,6 +23,7 @@ void add_bench(CLI::App& app);  // also registers `tandem demo`
 void add_sim(CLI::App& app);
 void add_profile(CLI::App& app);
 void add_tune(CLI::App& app);
+void add_train(CLI::App& app);  // runs apps/train's trainer for the launcher's MPI
 
 // The preload library for an MPI ("openmpi" or "mpich"); throws CLI::Error-free
 // std::runtime_error naming the missing file.

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   tandem::cli::add_sim(app);
   tandem::cli::add_profile(app);
   tandem::cli::add_tune(app);
+  tandem::cli::add_train(app);
   // A first word that is no command is an error naming it (CLI11 would only say that a
   // subcommand is required, and with --help after it print the main help and exit 0).
   if (argc > 1 && argv[1][0] != '-') {

@@ -18,6 +18,8 @@
 #   tandem         (include/tandem, the public C++ API)  + <mpi.h>
 #   vcluster       common
 #   cli            common coll model tune vcluster
+#   train          (libtorch only: data, networks, pruning, sparse kernels)
+#   ddp            tandem                                 + <mpi.h> (and libtorch)
 # Every layer may include its own headers. Files under apps/, bench/ and tests/ are
 # programs on top of everything and are not checked.
 if(NOT ROOT)
@@ -38,6 +40,8 @@ set(allowed_interpose "common;protect;progress;transport;transport_mpi;defer;col
 set(allowed_tandem "MPI")
 set(allowed_vcluster "common")
 set(allowed_cli "common;coll;model;tune;vcluster")
+set(allowed_train "")
+set(allowed_ddp "tandem;MPI")
 
 # The layer of a path below src/ or include/ (a file's, or an include's), or "" if none.
 function(layer_of path out)
@@ -48,7 +52,7 @@ function(layer_of path out)
     set(l coll_mpi)
   elseif(path MATCHES "^include/tandem/" OR path MATCHES "^tandem/")
     set(l tandem)
-  elseif(path MATCHES "^(src/)?(common|protect|progress|transport|defer|coll|model|tune|interpose|vcluster|cli)/")
+  elseif(path MATCHES "^(src/)?(common|protect|progress|transport|defer|coll|model|tune|interpose|vcluster|cli|train|ddp)/")
     set(l ${CMAKE_MATCH_2})
   endif()
   set(${out} "${l}" PARENT_SCOPE)
