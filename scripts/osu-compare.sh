@@ -10,7 +10,7 @@
 #            sizes take many iterations, so that a run's average is not its noise
 #   OMPI_EXPORT  an Open MPI dynamic rules file (tandem tune --ompi-export): a side of its own
 #   TANDEM   the tandem binary (default: tandem on PATH)
-#   TANDEM_SIDE_ENV  settings for the tandem side only, e.g. "TANDEM_PROGRESS=poll"
+#   SIDE_ENV  settings for the tandem side only, e.g. "TANDEM_PROGRESS=poll"
 #   RUN_TIMEOUT  seconds one OSU run may take (default 300: some forced algorithms hang)
 # Writes out.LABEL.COLL.REP files (OSU's own output) in the current directory and
 # summary.txt: per collective and size the median over the runs of OSU's average latency
@@ -46,8 +46,8 @@ if [ -z "${SUMMARY_ONLY:-}" ]; then
   for rep in $(seq 1 "$REPS"); do
     for coll in $COLLS; do
       run default $coll "$T" vcluster mpirun -np 4
-      # shellcheck disable=SC2086 # (TANDEM_SIDE_ENV: words VAR=VALUE)
-      run tandem $coll env TANDEM_COLL_RULES="$R" ${TANDEM_SIDE_ENV:-} "$T" run -- "$T" vcluster mpirun -np 4
+      # shellcheck disable=SC2086 # (SIDE_ENV: words VAR=VALUE)
+      run tandem $coll env TANDEM_COLL_RULES="$R" ${SIDE_ENV:-} "$T" run -- "$T" vcluster mpirun -np 4
       [ -z "$X" ] || run export $coll "$T" vcluster mpirun -np 4 --mca coll_tuned_use_dynamic_rules 1 \
           --mca coll_tuned_dynamic_rules_filename "$X"
     done

@@ -59,6 +59,49 @@ struct Args {
   std::string save;  // write the final parameters (for comparisons)
   std::string algorithm;  // tandem's allreduce algorithm for the buckets
   double first_bucket_mb = 1, bucket_mb = 25;
+  std::string trace;  // Chrome trace file
+  long trace_from = 10, trace_steps = 20;
+};
+
+// A timeline in the Chrome trace format (chrome://tracing, Perfetto): per rank (pid) the
+// compute on thread 0 and each bucket's allreduce on thread 1.
+struct Trace {
+  Clock::time_point origin;
+  std::string events;  // this rank's, comma-separated JSON objects
+  void add(const std::string& name, int rank, int tid, Clock::time_point a, Clock::time_point b) {
+    const double ts = std::chrono::duration<double, std::micro>(a - origin).count();
+    const double dur = std::chrono::duration<double, std::micro>(b - a).count();
+    nlohmann::json e{{"name", name}, {"ph", "X"}, {"pid", rank}, {"tid", tid}, {"ts", ts}, {"dur", dur}};
+    if (!events.empty()) events += ",\n";
+    events += e.dump();
+  }
+  // Gathers every rank's events to rank 0, which writes the file.
+  void write(const std::string& path, int rank, int size) {
+    int len = static_cast<int>(events.size());
+    std::vector<int> lens(size), offs(size);
+    MPI_Gather(&len, 1, MPI_INT, lens.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
+    std::string all;
+    if (rank == 0) {
+      int total = 0;
+      for (int r = 0; r < size; ++r) offs[r] = total, total += lens[r];
+      all.resize(static_cast<std::size_t>(total));
+    }
+    MPI_Gatherv(events.data(), len, MPI_CHAR, all.data(), lens.data(), offs.data(), MPI_CHAR, 0, MPI_COMM_WORLD);
+    if (rank != 0) return;
+    std::string out = "{\"traceEvents\": [\n";
+    bool first = true;
+    for (int r = 0; r < size; ++r) {
+      if (!lens[r]) continue;
+      out += (first ? "" : ",\n") + all.substr(static_cast<std::size_t>(offs[r]), static_cast<std::size_t>(lens[r]));
+      first = false;
+    }
+    out += "\n]}\n";
+    const std::string tmp = path + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "w");
+    if (!f || std::fwrite(out.data(), 1, out.size(), f) != out.size() || std::fclose(f) != 0)
+      throw std::runtime_error("cannot write the trace " + tmp);
+    std::filesystem::rename(tmp, path);
+  }
 };
 
 // The environment torchrun sets, checked against MPI's view when present.
@@ -103,12 +146,17 @@ Eval evaluate(tt::Net& net, const tt::Dataset& d, int rank, int size) {
   return {all[0] / static_cast<double>(n), 100.0 * all[1] / static_cast<double>(n)};
 }
 
-void save_checkpoint(const std::string& path, tt::Net& net, torch::optim::SGD& opt, const tt::Masks& masks, long step) {
+// One SGD per gradient bucket: each steps as soon as its bucket's allreduce is done.
+using Optimizers = std::vector<std::unique_ptr<torch::optim::SGD>>;
+
+void save_checkpoint(const std::string& path, tt::Net& net, Optimizers& opts, const tt::Masks& masks, long step) {
   torch::serialize::OutputArchive a;
   net->save(a);
-  torch::serialize::OutputArchive o;
-  opt.save(o);
-  a.write("optimizer", o);
+  for (std::size_t k = 0; k < opts.size(); ++k) {
+    torch::serialize::OutputArchive o;
+    opts[k]->save(o);
+    a.write(fmt::format("optimizer{}", k), o);
+  }
   torch::serialize::OutputArchive m;
   for (const auto& [name, t] : masks) m.write(name, t);
   a.write("masks", m);
@@ -158,6 +206,9 @@ int main(int argc, char** argv) {
   app.add_option("--algorithm", a.algorithm, "tandem's allreduce algorithm for the gradient buckets (default: its selection)");
   app.add_option("--first-bucket-mb", a.first_bucket_mb, "First bucket's cap, MiB")->check(CLI::Range(0.0, 4096.0));
   app.add_option("--bucket-mb", a.bucket_mb, "Other buckets' cap, MiB")->check(CLI::Range(0.001, 4096.0));
+  app.add_option("--trace", a.trace, "Write a Chrome-trace timeline (forward, backward, each bucket's allreduce per rank)");
+  app.add_option("--trace-from", a.trace_from, "First step traced")->check(CLI::Range(0L, 100000000L));
+  app.add_option("--trace-steps", a.trace_steps, "Steps traced")->check(CLI::Range(1L, 100000L));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -189,29 +240,38 @@ int main(int argc, char** argv) {
     dopt.allreduce.algorithm = a.algorithm;
     if (a.kernels == "masked")
       for (const auto& [layer, m] : masks) dopt.masks[layer + ".weight"] = m;
-    torch::optim::SGD opt(net->parameters(),
-                          torch::optim::SGDOptions(a.lr).momentum(a.momentum).weight_decay(a.weight_decay));
     long step = 0;
+    std::optional<torch::serialize::InputArchive> resumed;
     if (a.resume) {
       if (!std::filesystem::exists(a.checkpoint))
         throw std::runtime_error(fmt::format("--resume: no checkpoint {}", a.checkpoint));
-      torch::serialize::InputArchive in;
-      in.load_from(a.checkpoint);
-      net->load(in);
-      torch::serialize::InputArchive o;
-      in.read("optimizer", o);
-      opt.load(o);
+      resumed.emplace();
+      resumed->load_from(a.checkpoint);
+      net->load(*resumed);
       torch::Tensor s;
-      in.read("step", s);
+      resumed->read("step", s);
       step = s.item<std::int64_t>();
     }
     tandem::ddp::DistributedDataParallel ddp(*net, dopt);
+    Optimizers opts;
+    for (std::size_t k = 0; k < ddp.bucket_count(); ++k) {
+      opts.push_back(std::make_unique<torch::optim::SGD>(
+          ddp.bucket_tensors(k), torch::optim::SGDOptions(a.lr).momentum(a.momentum).weight_decay(a.weight_decay)));
+      if (resumed) {
+        torch::serialize::InputArchive o;
+        resumed->read(fmt::format("optimizer{}", k), o);
+        opts[k]->load(o);
+      }
+    }
     const std::int64_t n = data.train.size(), per_epoch = n / a.batch, local = a.batch / size;
     if (per_epoch < 1) throw std::runtime_error(fmt::format("--batch {} exceeds the {} training examples", a.batch, n));
     const long total = a.steps ? a.steps : static_cast<long>(per_epoch) * a.epochs;
     double step_seconds = 0, hidden_sum = 0, comm_sum = 0;
     long timed = 0;
     Eval val;
+    Trace trace;
+    MPI_Barrier(MPI_COMM_WORLD);
+    trace.origin = Clock::now();
     while (step < total) {
       const long epoch = step / per_epoch;
       auto gen = at::detail::createCPUGenerator(a.seed * 1000003 + static_cast<std::uint64_t>(epoch));
@@ -220,11 +280,22 @@ int main(int argc, char** argv) {
         const auto t0 = Clock::now();
         auto idx = perm.narrow(0, s * a.batch + rank * local, local);
         auto x = data.train.x.index_select(0, idx), y = data.train.y.index_select(0, idx);
-        opt.zero_grad();
+        for (auto& o : opts) o->zero_grad();
         auto loss = torch::nn::functional::cross_entropy(net->forward(x), y);
+        const auto t1 = Clock::now();
         loss.backward();
-        ddp.finish();
-        opt.step();
+        const auto t2 = Clock::now();
+        // Each bucket's parameters are updated as soon as its allreduce is done.
+        ddp.finish([&](std::size_t k) { opts[k]->step(); });
+        const auto t3 = Clock::now();
+        if (!a.trace.empty() && step >= a.trace_from && step < a.trace_from + a.trace_steps) {
+          trace.add("forward", rank, 0, t0, t1);
+          trace.add("backward", rank, 0, t1, t2);
+          trace.add("finish (waiting, optimizer steps per bucket)", rank, 0, t2, t3);
+          const auto& b = ddp.stats().buckets;
+          for (std::size_t k = 0; k < b.size(); ++k)
+            trace.add(fmt::format("allreduce bucket {} ({} B)", k, b[k].bytes), rank, 1, b[k].start, b[k].done);
+        }
         ++step;
         const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
         step_seconds += dt;
@@ -233,7 +304,7 @@ int main(int argc, char** argv) {
         comm_sum += st.comm_seconds;
         hidden_sum += std::max(0.0, st.comm_seconds - st.wait_seconds);
         if (a.checkpoint_every && step % a.checkpoint_every == 0 && rank == 0)
-          save_checkpoint(a.checkpoint, net, opt, masks, step);
+          save_checkpoint(a.checkpoint, net, opts, masks, step);
         if (rank == 0 && step % a.log_every == 0)
           fmt::print(stderr, "step {}/{} epoch {} loss {:.4f} {:.2f} ms/step {} B/step\n", step, total, epoch + 1,
                      loss.item<double>(), 1e3 * step_seconds / static_cast<double>(timed), st.bytes_per_step);
@@ -248,6 +319,7 @@ int main(int argc, char** argv) {
       }
     }
     const Eval test = evaluate(net, data.test, rank, size);
+    if (!a.trace.empty()) trace.write(a.trace, rank, size);
     if (!a.save.empty() && rank == 0) {
       // Flat, dense: "fc1.weight" (pruned entries zero, whatever the kernels), "fc1.bias".
       torch::serialize::OutputArchive out;

@@ -32,6 +32,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -80,6 +81,10 @@ class DistributedDataParallel {
   // Waits for every bucket of this step (starting those whose gradients never came, with
   // zeros for them) and writes the averaged gradients into the parameters' .grad.
   void finish();
+  // The same, calling on_bucket(i) as soon as bucket i's gradients are written, while the
+  // later buckets may still be in flight: an optimiser per bucket (bucket_tensors) steps
+  // each part of the model without waiting for the rest.
+  void finish(const std::function<void(std::size_t bucket)>& on_bucket);
 
   // Broadcasts root's parameters and buffers again (e.g. after loading a checkpoint there).
   void broadcast_state();
@@ -88,8 +93,9 @@ class DistributedDataParallel {
   int size() const { return size_; }
   const Stats& stats() const { return stats_; }
   std::size_t bucket_count() const;
-  // The parameter names of bucket i, in packing order.
+  // The parameter names of bucket i, in packing order, and the parameters themselves.
   std::vector<std::string> bucket_parameters(std::size_t i) const;
+  std::vector<torch::Tensor> bucket_tensors(std::size_t i) const;
 
  private:
   struct Impl;

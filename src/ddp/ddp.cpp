@@ -50,6 +50,7 @@ struct DistributedDataParallel::Impl {
     MPI_Datatype type = MPI_FLOAT;
     CollRequest req;
     bool launched = false;
+    bool done = false;  // seen complete (timing.done set)
     BucketTiming timing;
   };
   Options o;
@@ -73,6 +74,19 @@ struct DistributedDataParallel::Impl {
     else slice.copy_(flat);
     p.ready = true;
     if (--b.pending == 0) launch_ready();
+    observe();
+  }
+
+  // Notes the completion time of buckets in flight (for the timeline): called from the
+  // hooks during backward and from finish().
+  void observe() {
+    for (std::size_t k = 0; k < next_launch; ++k) {
+      Bucket& b = buckets[k];
+      if (b.launched && !b.done && b.req.test()) {
+        b.done = true;
+        b.timing.done = Clock::now();
+      }
+    }
   }
 
   // Starts the ready buckets in order: every rank starts them in the same order, whatever
@@ -224,7 +238,9 @@ void DistributedDataParallel::broadcast_state() {
       throw CollError("tandem::ddp: broadcasting the parameters failed: " + mpi_error(err));
 }
 
-void DistributedDataParallel::finish() {
+void DistributedDataParallel::finish() { finish({}); }
+
+void DistributedDataParallel::finish(const std::function<void(std::size_t)>& on_bucket) {
   Impl& m = *impl_;
   const auto t0 = Clock::now();
   // Parameters that got no gradient this step contribute zeros.
@@ -238,11 +254,12 @@ void DistributedDataParallel::finish() {
   torch::NoGradGuard no_grad;
   std::string failure;
   stats_.buckets.clear();
-  for (auto& b : m.buckets) {
-    const bool early = b.req.test();
+  m.observe();
+  for (std::size_t bi = 0; bi < m.buckets.size(); ++bi) {
+    auto& b = m.buckets[bi];
     const int err = b.req.wait();
-    b.timing.done = early ? std::min(t0, Clock::now()) : Clock::now();
-    b.launched = false;
+    if (!b.done) b.timing.done = Clock::now();
+    b.launched = b.done = false;
     stats_.buckets.push_back(b.timing);
     if (err != MPI_SUCCESS && failure.empty()) failure = mpi_error(err);
     if (!failure.empty()) continue;
@@ -260,6 +277,7 @@ void DistributedDataParallel::finish() {
         grad.copy_(slice.view(p.t.sizes()));
       }
     }
+    if (on_bucket) on_bucket(bi);
   }
   for (auto& b : m.buckets) b.pending = b.params.size();
   for (auto& p : m.params) p.ready = false;
@@ -276,6 +294,12 @@ void DistributedDataParallel::finish() {
 }
 
 std::size_t DistributedDataParallel::bucket_count() const { return impl_->buckets.size(); }
+
+std::vector<torch::Tensor> DistributedDataParallel::bucket_tensors(std::size_t i) const {
+  std::vector<torch::Tensor> ts;
+  for (std::size_t k : impl_->buckets.at(i).params) ts.push_back(impl_->params[k].t);
+  return ts;
+}
 
 std::vector<std::string> DistributedDataParallel::bucket_parameters(std::size_t i) const {
   std::vector<std::string> names;
