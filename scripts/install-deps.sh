@@ -11,7 +11,7 @@ PACKAGES=(
   iproute2
   libsimgrid-dev
   lammps lammps-examples
-  zlib1g-dev libtorch-dev libopenblas0-pthread dataset-fashion-mnist python3-torch
+  zlib1g-dev libtorch-dev libopenblas0-pthread dataset-fashion-mnist
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
