@@ -336,12 +336,8 @@ int main(int argc, char** argv) {
       if (a.json) {
         const auto& st = ddp.stats();
         // What the unpruned network's gradients take (float weights and biases).
-        std::int64_t dense_bytes = 0;
-        for (const auto& l : net->layers) dense_bytes += 4 * (l->bias.numel() + [&] {
-          std::int64_t c = 1;
-          for (auto d : l->weight_shape()) c *= d;
-          return c;
-        }());
+        std::int64_t dense_bytes = 4 * tt::weight_count(net);
+        for (const auto& l : net->layers) dense_bytes += 4 * l->bias.numel();
         nlohmann::json j{{"model", a.model},
                          {"ranks", size},
                          {"batch", a.batch},

@@ -13,14 +13,26 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-MPI_Datatype mpi_type(const torch::Tensor& t, const std::string& name) {
+// The MPI type of a tensor's elements (MPI_DATATYPE_NULL: none).
+MPI_Datatype mpi_type_of(const torch::Tensor& t) {
   switch (t.scalar_type()) {
     case torch::kFloat: return MPI_FLOAT;
     case torch::kDouble: return MPI_DOUBLE;
-    default:
-      throw CollError(fmt::format("tandem::ddp: parameter `{}` is of type {}: only float and double are reduced", name,
-                                  c10::toString(t.scalar_type())));
+    case torch::kLong: return MPI_INT64_T;
+    case torch::kInt: return MPI_INT32_T;
+    case torch::kBool:
+    case torch::kByte: return MPI_UINT8_T;
+    default: return MPI_DATATYPE_NULL;
   }
+}
+
+// A gradient's type: only floating types are reduced.
+MPI_Datatype mpi_type(const torch::Tensor& t, const std::string& name) {
+  const MPI_Datatype m = mpi_type_of(t);
+  if (m != MPI_FLOAT && m != MPI_DOUBLE)
+    throw CollError(fmt::format("tandem::ddp: parameter `{}` is of type {}: only float and double are reduced", name,
+                                c10::toString(t.scalar_type())));
+  return m;
 }
 
 std::string mpi_error(int err) {
@@ -220,16 +232,9 @@ void DistributedDataParallel::broadcast_state() {
   auto add = [&](torch::Tensor t, const std::string& name) {
     if (!t.is_contiguous()) throw CollError(fmt::format("tandem::ddp: `{}` is not contiguous", name));
     if (t.numel() == 0) return;
-    MPI_Datatype type = MPI_DATATYPE_NULL;
-    switch (t.scalar_type()) {
-      case torch::kFloat: type = MPI_FLOAT; break;
-      case torch::kDouble: type = MPI_DOUBLE; break;
-      case torch::kLong: type = MPI_INT64_T; break;
-      case torch::kInt: type = MPI_INT32_T; break;
-      case torch::kBool:
-      case torch::kByte: type = MPI_UINT8_T; break;
-      default: throw CollError(fmt::format("tandem::ddp: cannot broadcast `{}` of type {}", name, c10::toString(t.scalar_type())));
-    }
+    const MPI_Datatype type = mpi_type_of(t);
+    if (type == MPI_DATATYPE_NULL)
+      throw CollError(fmt::format("tandem::ddp: cannot broadcast `{}` of type {}", name, c10::toString(t.scalar_type())));
     reqs.push_back(ibcast(t.data_ptr(), static_cast<int>(t.numel()), type, impl_->o.root, impl_->o.comm));
   };
   for (auto& [name, t] : impl_->state) add(t, name);
